@@ -1,0 +1,319 @@
+#include "common/tx_event.h"
+
+#include "common/tx_id.h"
+#include "common/tx_record_internal.h"
+#include "common/tx_time.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct event_priv {
+    json_t *root;
+    char *record_json; /* the raw "transaction" member, minified */
+};
+
+static const char *const type_names[] = {
+    [TX_EVENT_RECEIVED] = "transaction.received",
+    [TX_EVENT_SCORED] = "transaction.scored",
+    [TX_EVENT_NOTIFY_SENT] = "notification.sent",
+    [TX_EVENT_NOTIFY_FAILED] = "notification.failed",
+};
+
+const char *tx_event_type_name(enum tx_event_type t)
+{
+    if (t < TX_EVENT_RECEIVED || t > TX_EVENT_NOTIFY_FAILED)
+        return "unknown";
+    return type_names[t];
+}
+
+void tx_event_id_format(const char *upload_id, size_t index, char out[TX_EVENT_ID_MAX + 1])
+{
+    snprintf(out, TX_EVENT_ID_MAX + 1, "%s:%zu", upload_id, index);
+}
+
+static int put_str(struct tx_buf *out, const char *key, const char *val)
+{
+    int rc = tx_buf_printf(out, ",\"%s\":", key);
+
+    if (rc == 0)
+        rc = tx_buf_json_str(out, val, strlen(val));
+    return rc;
+}
+
+static int put_time(struct tx_buf *out, const char *key, int64_t ms)
+{
+    char ts[TX_TIME_FORMAT_LEN];
+
+    tx_time_format_ms(ms, ts, sizeof(ts));
+    return tx_buf_printf(out, ",\"%s\":\"%s\"", key, ts);
+}
+
+int tx_event_encode_tx(const struct tx_event_head *h, const struct tx_record *rec,
+                       const struct tx_verdict *verdict, struct tx_buf *out)
+{
+    char eid[TX_EVENT_ID_MAX + 1];
+    size_t i;
+    int rc;
+
+    tx_event_id_format(h->upload_id, h->index, eid);
+    rc = tx_buf_printf(out, "{\"type\":\"%s\",\"schema_version\":%d",
+                       tx_event_type_name(verdict != NULL ? TX_EVENT_SCORED : TX_EVENT_RECEIVED),
+                       TX_EVENT_SCHEMA_VERSION);
+    if (rc == 0)
+        rc = put_str(out, "event_id", eid);
+    if (rc == 0)
+        rc = put_str(out, "upload_id", h->upload_id);
+    if (rc == 0)
+        rc = tx_buf_printf(out, ",\"index\":%zu", h->index);
+    if (rc == 0)
+        rc = put_str(out, "object", h->object);
+    if (rc == 0)
+        rc = put_time(out, "received_at", h->received_ms);
+    if (rc == 0)
+        rc = tx_buf_puts(out, ",\"transaction\":");
+    if (rc == 0)
+        rc = tx_buf_append(out, rec->json, rec->json_len);
+    if (rc == 0 && verdict != NULL) {
+        rc = tx_buf_printf(out, ",\"verdict\":{\"flagged\":%s,\"score\":%.4g,\"reasons\":[",
+                           verdict->flagged ? "true" : "false", verdict->score);
+        for (i = 0; rc == 0 && i < verdict->nreasons; i++) {
+            rc = tx_buf_printf(out, "%s{\"code\":\"%s\",\"detail\":", i > 0 ? "," : "",
+                               verdict->reasons[i].code);
+            if (rc == 0)
+                rc = tx_buf_json_str(out, verdict->reasons[i].detail,
+                                     strlen(verdict->reasons[i].detail));
+            if (rc == 0)
+                rc = tx_buf_puts(out, "}");
+        }
+        if (rc == 0)
+            rc = tx_buf_puts(out, "]}");
+    }
+    if (rc == 0)
+        rc = tx_buf_puts(out, "}");
+    return rc;
+}
+
+int tx_event_encode_notification(enum tx_event_type type, const char *event_id,
+                                 const char *template_name, const char *to,
+                                 const char *message_id, int64_t at_ms, const char *error,
+                                 struct tx_buf *out)
+{
+    int rc = tx_buf_printf(out, "{\"type\":\"%s\",\"schema_version\":%d", tx_event_type_name(type),
+                           TX_EVENT_SCHEMA_VERSION);
+
+    if (rc == 0)
+        rc = put_str(out, "event_id", event_id);
+    if (rc == 0)
+        rc = put_str(out, "template", template_name);
+    if (rc == 0)
+        rc = put_str(out, "to", to);
+    if (rc == 0)
+        rc = put_str(out, "message_id", message_id != NULL ? message_id : "");
+    if (rc == 0)
+        rc = put_time(out, "at", at_ms);
+    if (rc == 0)
+        rc = put_str(out, "error", error != NULL ? error : "");
+    if (rc == 0)
+        rc = tx_buf_puts(out, "}");
+    return rc;
+}
+
+/* ---- decoding ------------------------------------------------------------------------------ */
+
+static const char *get_str(json_t *root, const char *key, size_t maxlen, struct tx_err *err)
+{
+    json_t *v = json_object_get(root, key);
+
+    if (v == NULL || !json_is_string(v)) {
+        tx_err_set(err, TX_EINVAL, "event field \"%s\" is missing or not a string", key);
+        return NULL;
+    }
+    if (json_string_length(v) > maxlen) {
+        tx_err_set(err, TX_EINVAL, "event field \"%s\" is longer than %zu bytes", key, maxlen);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static int decode_verdict(json_t *root, struct tx_verdict *vd, struct tx_err *err)
+{
+    json_t *v = json_object_get(root, "verdict");
+    json_t *reasons;
+    json_t *flagged;
+    json_t *score;
+    size_t i;
+
+    if (!json_is_object(v))
+        return tx_err_set(err, TX_EINVAL, "transaction.scored without a \"verdict\" object");
+    flagged = json_object_get(v, "flagged");
+    score = json_object_get(v, "score");
+    reasons = json_object_get(v, "reasons");
+    if (!json_is_boolean(flagged) || !json_is_number(score) || !json_is_array(reasons))
+        return tx_err_set(err, TX_EINVAL,
+                          "verdict needs \"flagged\" (boolean), \"score\" (number) and \"reasons\" "
+                          "(array)");
+    vd->flagged = json_is_true(flagged);
+    vd->score = json_number_value(score);
+    if (json_array_size(reasons) > TX_REASONS_MAX)
+        return tx_err_set(err, TX_EINVAL, "verdict has more than %d reasons", TX_REASONS_MAX);
+    vd->nreasons = json_array_size(reasons);
+    for (i = 0; i < vd->nreasons; i++) {
+        json_t *r = json_array_get(reasons, i);
+        json_t *code = json_object_get(r, "code");
+        json_t *detail = json_object_get(r, "detail");
+
+        if (!json_is_string(code) || !json_is_string(detail) ||
+            json_string_length(code) >= sizeof(vd->reasons[i].code))
+            return tx_err_set(err, TX_EINVAL, "verdict reason %zu needs string code and detail",
+                              i);
+        snprintf(vd->reasons[i].code, sizeof(vd->reasons[i].code), "%s", json_string_value(code));
+        snprintf(vd->reasons[i].detail, sizeof(vd->reasons[i].detail), "%s",
+                 json_string_value(detail));
+    }
+    return 0;
+}
+
+static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event *ev,
+                     struct event_priv *p, struct tx_err *err)
+{
+    const char *s;
+    json_t *index;
+    json_t *txn;
+    struct tx_time t;
+    struct tx_err terr;
+    struct tx_violation viol;
+    size_t nv = 0;
+    size_t start;
+    size_t end;
+    char expect[TX_EVENT_ID_MAX + 1];
+
+    s = get_str(root, "upload_id", 36, err);
+    if (s == NULL)
+        return TX_EINVAL;
+    if (!tx_uuid7_valid(s))
+        return tx_err_set(err, TX_EINVAL, "upload_id \"%s\" is not a UUIDv7", s);
+    snprintf(ev->upload_id, sizeof(ev->upload_id), "%s", s);
+    ev->head.upload_id = ev->upload_id;
+    index = json_object_get(root, "index");
+    if (!json_is_integer(index) || json_integer_value(index) < 0)
+        return tx_err_set(err, TX_EINVAL, "event field \"index\" must be an integer >= 0");
+    ev->head.index = (size_t) json_integer_value(index);
+    tx_event_id_format(ev->upload_id, ev->head.index, expect);
+    if (strcmp(expect, ev->event_id) != 0)
+        return tx_err_set(err, TX_EINVAL, "event_id \"%s\" does not match upload_id:index \"%s\"",
+                          ev->event_id, expect);
+    ev->head.object = get_str(root, "object", 1024, err);
+    if (ev->head.object == NULL)
+        return TX_EINVAL;
+    s = get_str(root, "received_at", 64, err);
+    if (s == NULL)
+        return TX_EINVAL;
+    if (tx_time_parse(s, strlen(s), &t, &terr) != 0)
+        return tx_err_set(err, TX_EINVAL, "received_at: %s", terr.msg);
+    ev->head.received_ms = tx_time_to_ms(&t);
+
+    txn = json_object_get(root, "transaction");
+    if (txn == NULL)
+        return tx_err_set(err, TX_EINVAL, "event has no \"transaction\"");
+    if (tx_record_from_json(txn, ev->head.index, 0, &ev->record, &viol, 1, &nv) > 0)
+        return tx_err_set(err, TX_EINVAL, "invalid transaction: %s: %s", viol.field,
+                          viol.message);
+    if (tx_json_member_span(buf, len, "transaction", &start, &end) != 0)
+        return tx_err_set(err, TX_EINVAL, "event has no \"transaction\"");
+    p->record_json = tx_json_minify(buf + start, end - start, &ev->record.json_len);
+    if (p->record_json == NULL)
+        return tx_err_set(err, TX_ENOMEM, "out of memory");
+    ev->record.json = p->record_json;
+    if (ev->type == TX_EVENT_SCORED) {
+        ev->has_verdict = true;
+        return decode_verdict(root, &ev->verdict, err);
+    }
+    return 0;
+}
+
+static int decode_notification(json_t *root, struct tx_event *ev, struct tx_err *err)
+{
+    ev->template_name = get_str(root, "template", 64, err);
+    ev->to = ev->template_name != NULL ? get_str(root, "to", 254, err) : NULL;
+    ev->message_id = ev->to != NULL ? get_str(root, "message_id", 512, err) : NULL;
+    ev->at = ev->message_id != NULL ? get_str(root, "at", 64, err) : NULL;
+    ev->error = ev->at != NULL ? get_str(root, "error", 4096, err) : NULL;
+    return ev->error != NULL ? 0 : TX_EINVAL;
+}
+
+int tx_event_decode(const char *buf, size_t len, struct tx_event **out, struct tx_err *err)
+{
+    struct tx_event *ev = NULL;
+    struct event_priv *p = NULL;
+    const char *s;
+    json_t *root = NULL;
+    int t;
+    int rc;
+
+    *out = NULL;
+    rc = tx_json_load(buf, len, &root, err);
+    if (rc != 0)
+        return rc;
+    ev = calloc(1, sizeof(*ev));
+    p = calloc(1, sizeof(*p));
+    if (ev == NULL || p == NULL) {
+        free(p);
+        rc = tx_err_set(err, TX_ENOMEM, "out of memory");
+        goto out;
+    }
+    ev->priv = p;
+    p->root = root;
+    root = NULL;
+    if (!json_is_object(p->root)) {
+        rc = tx_err_set(err, TX_EINVAL, "an event must be a JSON object");
+        goto out;
+    }
+    s = get_str(p->root, "type", 64, err);
+    if (s == NULL) {
+        rc = TX_EINVAL;
+        goto out;
+    }
+    for (t = TX_EVENT_RECEIVED; t <= TX_EVENT_NOTIFY_FAILED; t++) {
+        if (strcmp(s, type_names[t]) == 0)
+            ev->type = (enum tx_event_type) t;
+    }
+    if (ev->type == 0) {
+        rc = tx_err_set(err, TX_EINVAL, "unknown event type \"%s\"", s);
+        goto out;
+    }
+    s = get_str(p->root, "event_id", TX_EVENT_ID_MAX, err);
+    if (s == NULL) {
+        rc = TX_EINVAL;
+        goto out;
+    }
+    snprintf(ev->event_id, sizeof(ev->event_id), "%s", s);
+    if (ev->type == TX_EVENT_RECEIVED || ev->type == TX_EVENT_SCORED)
+        rc = decode_tx(buf, len, p->root, ev, p, err);
+    else
+        rc = decode_notification(p->root, ev, err);
+    if (rc != 0)
+        goto out;
+    *out = ev;
+    ev = NULL;
+out:
+    json_decref(root);
+    tx_event_destroy(ev);
+    return rc;
+}
+
+void tx_event_destroy(struct tx_event *ev)
+{
+    struct event_priv *p;
+
+    if (ev == NULL)
+        return;
+    p = ev->priv;
+    if (p != NULL) {
+        json_decref(p->root);
+        free(p->record_json);
+        free(p);
+    }
+    free(ev);
+}
