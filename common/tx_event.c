@@ -113,8 +113,10 @@ int tx_event_encode_notification(enum tx_event_type type, const char *event_id,
         rc = put_str(out, "message_id", message_id != NULL ? message_id : "");
     if (rc == 0)
         rc = put_time(out, "at", at_ms);
-    if (rc == 0)
-        rc = put_str(out, "error", error != NULL ? error : "");
+    if (rc == 0 && (error == NULL || error[0] == '\0'))
+        rc = tx_buf_puts(out, ",\"error\":null");
+    else if (rc == 0)
+        rc = put_str(out, "error", error);
     if (rc == 0)
         rc = tx_buf_puts(out, "}");
     return rc;
@@ -239,7 +241,13 @@ static int decode_notification(json_t *root, struct tx_event *ev, struct tx_err 
     ev->to = ev->template_name != NULL ? get_str(root, "to", 254, err) : NULL;
     ev->message_id = ev->to != NULL ? get_str(root, "message_id", 512, err) : NULL;
     ev->at = ev->message_id != NULL ? get_str(root, "at", 64, err) : NULL;
-    ev->error = ev->at != NULL ? get_str(root, "error", 4096, err) : NULL;
+    if (ev->at == NULL)
+        return TX_EINVAL;
+    if (json_is_null(json_object_get(root, "error"))) {
+        ev->error = "";
+        return 0;
+    }
+    ev->error = get_str(root, "error", 4096, err);
     return ev->error != NULL ? 0 : TX_EINVAL;
 }
 

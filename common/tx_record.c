@@ -136,9 +136,33 @@ static int id_char_ok(unsigned char c)
            strchr("_.:@-", c) != NULL;
 }
 
-static int is_space_or_ctl(unsigned char c)
+/* Code point at s (valid UTF-8 from jansson); *n gets its length in bytes. */
+static unsigned long utf8_decode(const unsigned char *s, size_t *n)
 {
-    return c <= 0x20 || c == 0x7f;
+    if (s[0] < 0x80) {
+        *n = 1;
+        return s[0];
+    }
+    if ((s[0] & 0xe0) == 0xc0) {
+        *n = 2;
+        return ((unsigned long) (s[0] & 0x1f) << 6) | (s[1] & 0x3f);
+    }
+    if ((s[0] & 0xf0) == 0xe0) {
+        *n = 3;
+        return ((unsigned long) (s[0] & 0x0f) << 12) | ((unsigned long) (s[1] & 0x3f) << 6) |
+               (s[2] & 0x3f);
+    }
+    *n = 4;
+    return ((unsigned long) (s[0] & 0x07) << 18) | ((unsigned long) (s[1] & 0x3f) << 12) |
+           ((unsigned long) (s[2] & 0x3f) << 6) | (s[3] & 0x3f);
+}
+
+/* Control characters and every Unicode white space (the set of ECMAScript's \s). */
+static int is_space_or_ctl(unsigned long cp)
+{
+    return cp <= 0x20 || cp == 0x7f || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
+           cp == 0x205f || cp == 0x3000 || cp == 0xfeff;
 }
 
 /* Checks the e-mail rule of §3 beyond length: one '@', no spaces, a dot inside the domain. */
@@ -149,16 +173,18 @@ static const char *email_problem(const char *s, size_t len)
     size_t dlen;
     size_t i;
 
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) s[i];
+    for (i = 0; i < len;) {
+        size_t n;
+        unsigned long cp = utf8_decode((const unsigned char *) s + i, &n);
 
-        if (is_space_or_ctl(c))
+        if (is_space_or_ctl(cp))
             return "must not contain spaces or control characters";
-        if (c == '@') {
+        if (cp == '@') {
             if (at != NULL)
                 return "must contain exactly one '@'";
             at = s + i;
         }
+        i += n;
     }
     if (at == NULL)
         return "must contain exactly one '@'";
