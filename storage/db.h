@@ -1,0 +1,105 @@
+#ifndef STORAGE_DB_H
+#define STORAGE_DB_H
+
+#include <stddef.h>
+
+#include "common/tx_status.h"
+
+/*
+ * PostgreSQL client (libpq) for the gateway's read-only status routes, the txpersist writer and
+ * the schema migrations.
+ *
+ * A struct db_conn is one connection. It is not thread-safe: one thread uses it at a time. It
+ * survives failures: when the link breaks (server restart, pg_terminate_backend, network) the
+ * call that notices reports TX_EUNAVAIL and the next call connects again with the same DSN and
+ * settings. A connection the server closed while it sat idle is replaced before anything is sent,
+ * so that costs no failed call, except inside a transaction: a connection lost between BEGIN and
+ * COMMIT always fails the next call (the transaction is gone) and only the call after it
+ * reconnects, so a writer never continues a transaction on a fresh session. Nothing is ever resent
+ * after it was written, except db_ping's "SELECT 1".
+ *
+ * Every call runs asynchronously under a deadline: connects under connect_timeout_ms, queries
+ * under the statement timeout (if set, see db_conn_set_statement_timeout) plus a grace period,
+ * after which the connection is dropped (so a hung server or network cannot block the thread).
+ * Server notices and warnings are discarded (never printed).
+ *
+ * Errors (negative enum tx_status; err->msg holds the server's primary message and, for server
+ * errors, "(SQLSTATE xxxxx)" and the detail line):
+ *   TX_EINVAL    bad argument, unparsable DSN, a query_text query that returns several rows or
+ *                columns, a migration file that is unreadable or ends its own transaction
+ *   TX_EUNAVAIL  cannot connect (refused, bad host/port, authentication failed, too many
+ *                connections), connection lost, server shutting down (SQLSTATE classes 08, 53,
+ *                57P0x), serialization failure or deadlock (40001, 40P01): all retryable
+ *   TX_ETIMEDOUT deadline passed: connect timeout, statement timeout or lock timeout (57014,
+ *                55P03), or no answer within the client deadline (connection dropped)
+ *   TX_EREJECT   integrity constraint violated (class 23: unique, foreign key, check, not null),
+ *                permission denied (42501), read-only transaction (25006)
+ *   TX_ENOTFOUND db_query_text: no row, or a NULL cell
+ *   TX_EIO       any other server error (syntax, undefined table, ...)
+ *   TX_ENOMEM
+ * The wrapper does not log.
+ */
+
+struct db_conn;
+
+/**
+ * Connects with dsn, a libpq connection string or URI ("postgresql://user:pass@host:port/db" or
+ * "host=... dbname=..."; its options, such as options=-c statement_timeout=5000, apply), within
+ * connect_timeout_ms (1..600000; 0 means 10000). The session uses client_encoding UTF8 unless the
+ * DSN says otherwise. Returns NULL with TX_EINVAL (bad DSN or timeout), TX_EUNAVAIL,
+ * TX_ETIMEDOUT or TX_ENOMEM in err. Free with db_conn_destroy. Thread-safe.
+ */
+struct db_conn *db_conn_create(const char *dsn, long connect_timeout_ms, struct tx_err *err);
+
+/** Closes the connection (an open transaction is rolled back by the server) and frees c. NULL is
+ * a no-op. */
+void db_conn_destroy(struct db_conn *c);
+
+/**
+ * Sets the session's statement_timeout to ms (0: no limit) now and again after every reconnect,
+ * and the client deadline of each query to ms plus 2 s (none when ms is 0). Overrides a
+ * statement_timeout from the DSN. Must be called outside a transaction (TX_EINVAL otherwise).
+ */
+int db_conn_set_statement_timeout(struct db_conn *c, long ms, struct tx_err *err);
+
+/**
+ * Readiness probe: runs "SELECT 1". If the link broke, reconnects and tries once more (outside a
+ * transaction only). 0 when the server answered.
+ */
+int db_ping(struct db_conn *c, struct tx_err *err);
+
+/**
+ * Runs one parameterised statement (params: nparams text values, NULL for SQL NULL, referred to
+ * as $1..$n) that returns at most one row of one column, and copies that cell as text. On success
+ * *out is malloc'd and NUL-terminated (caller frees), *len its length (len may be NULL).
+ * TX_ENOTFOUND for zero rows or a NULL cell; TX_EINVAL when the statement returns no result set,
+ * more than one column or more than one row. On failure *out is NULL.
+ */
+int db_query_text(struct db_conn *c, const char *sql, const char *const *params, int nparams,
+                  char **out, size_t *len, struct tx_err *err);
+
+/**
+ * Runs one parameterised statement (as db_query_text) and discards any rows. With nparams == 0
+ * it is sent as a simple query, so sql may also hold several statements separated by ';'
+ * (BEGIN, COMMIT, SET, DDL). Transactions are the caller's: "BEGIN" ... "COMMIT" on the same
+ * connection.
+ */
+int db_exec(struct db_conn *c, const char *sql, const char *const *params, int nparams,
+            struct tx_err *err);
+
+/**
+ * Applies the migrations in dir: every file named NNN_<name>.sql (NNN three digits, the version),
+ * in file-name order, that is not yet recorded in schema_migrations(version text primary key,
+ * applied_at timestamptz), each file in its own transaction together with its schema_migrations
+ * row, under the advisory lock pg_advisory_xact_lock(hashtext('txpipe.schema_migrations')) that
+ * ci/stack's psql runner also takes, so concurrent runners apply each version once. Creates the
+ * table if it is missing. Files are plain SQL (no psql meta-commands, no BEGIN/COMMIT), at most
+ * 16 MiB; they run without statement timeout. *applied (may be NULL) is the number of files
+ * applied by this call, also when it fails. Must be called outside a transaction. Errors: TX_EINVAL
+ * (unreadable dir or file, two files with one version, a file that commits or rolls back itself),
+ * or the failing file's SQL error (the message names the file); that file's changes are rolled
+ * back, the earlier ones stay applied.
+ */
+int db_migrate(struct db_conn *c, const char *dir, int *applied, struct tx_err *err);
+
+#endif
