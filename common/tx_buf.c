@@ -43,7 +43,7 @@ static int reserve(struct tx_buf *b, size_t extra)
     cap = b->cap != 0 ? b->cap : 256;
     while (cap < need)
         cap = cap > ((size_t) -1) / 2 ? need : cap * 2;
-    if (cap > b->max + 1)
+    if (cap - 1 > b->max)
         cap = b->max + 1;
     p = realloc(b->data, cap);
     if (p == NULL)

@@ -5,6 +5,7 @@
 #include "common/tx_time.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ int tx_event_encode_tx(const struct tx_event_head *h, const struct tx_record *re
     size_t i;
     int rc;
 
+    if (verdict != NULL && !isfinite(verdict->score))
+        return TX_EINVAL;
     tx_event_id_format(h->upload_id, h->index, eid);
     rc = tx_buf_printf(out, "{\"type\":\"%s\",\"schema_version\":%d",
                        tx_event_type_name(verdict != NULL ? TX_EVENT_SCORED : TX_EVENT_RECEIVED),
@@ -76,11 +79,15 @@ int tx_event_encode_tx(const struct tx_event_head *h, const struct tx_record *re
     if (rc == 0)
         rc = tx_buf_append(out, rec->json, rec->json_len);
     if (rc == 0 && verdict != NULL) {
-        rc = tx_buf_printf(out, ",\"verdict\":{\"flagged\":%s,\"score\":%.4g,\"reasons\":[",
+        rc = tx_buf_printf(out, ",\"verdict\":{\"flagged\":%s,\"score\":%.17g,\"reasons\":[",
                            verdict->flagged ? "true" : "false", verdict->score);
         for (i = 0; rc == 0 && i < verdict->nreasons; i++) {
-            rc = tx_buf_printf(out, "%s{\"code\":\"%s\",\"detail\":", i > 0 ? "," : "",
-                               verdict->reasons[i].code);
+            rc = tx_buf_puts(out, i > 0 ? ",{\"code\":" : "{\"code\":");
+            if (rc == 0)
+                rc = tx_buf_json_str(out, verdict->reasons[i].code,
+                                     strlen(verdict->reasons[i].code));
+            if (rc == 0)
+                rc = tx_buf_puts(out, ",\"detail\":");
             if (rc == 0)
                 rc = tx_buf_json_str(out, verdict->reasons[i].detail,
                                      strlen(verdict->reasons[i].detail));
@@ -198,10 +205,16 @@ static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event 
         return tx_err_set(err, TX_EINVAL, "upload_id \"%s\" is not a UUIDv7", s);
     snprintf(ev->upload_id, sizeof(ev->upload_id), "%s", s);
     ev->head.upload_id = ev->upload_id;
+    /* An event holding a huge integer elsewhere is read with every integer as a real. */
     index = json_object_get(root, "index");
-    if (!json_is_integer(index) || json_integer_value(index) < 0)
+    if (json_is_integer(index) && json_integer_value(index) >= 0)
+        ev->head.index = (size_t) json_integer_value(index);
+    else if (json_is_real(index) && json_real_value(index) >= 0 &&
+             json_real_value(index) <= 9007199254740992.0 &&
+             json_real_value(index) == floor(json_real_value(index)))
+        ev->head.index = (size_t) json_real_value(index);
+    else
         return tx_err_set(err, TX_EINVAL, "event field \"index\" must be an integer >= 0");
-    ev->head.index = (size_t) json_integer_value(index);
     tx_event_id_format(ev->upload_id, ev->head.index, expect);
     if (strcmp(expect, ev->event_id) != 0)
         return tx_err_set(err, TX_EINVAL, "event_id \"%s\" does not match upload_id:index \"%s\"",

@@ -85,7 +85,8 @@ void tx_health_stop(struct tx_health *h);
 /**
  * Client side of the `healthcheck` subcommand: GET http://<hostport><path> over a plain socket
  * (HTTP/1.0, Connection: close) within timeout_ms in total (connect, send and receive). hostport
- * is "host:port" or "[IPv6]:port" (host a name or a literal); path starts with '/'.
+ * is "host:port" or "[IPv6]:port" (host a name or a literal; resolving a name is not bounded by
+ * timeout_ms, so health checks should use a literal); path starts with '/'.
  * Returns 0 for a 2xx answer. Errors, detail in err: TX_EINVAL (bad arguments),
  * TX_EUNAVAIL (name not resolved, connection refused, or a non-2xx answer: err->msg has the
  * status and the start of the body), TX_ETIMEDOUT, TX_EIO (malformed answer, other socket errors).

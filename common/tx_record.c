@@ -587,19 +587,38 @@ static int parse_ndjson(struct parse_state *st, struct tx_err *err)
     return 0;
 }
 
-/* AUTO: one JSON value => JSON; several values => NDJSON. */
+/* AUTO: one JSON value => JSON; several values, the first on one line => NDJSON. */
 static enum tx_format detect_format(const char *buf, size_t len)
 {
     json_error_t je;
     json_t *v;
+    size_t start = tx_json_skip_ws(buf, len, 0);
     size_t used;
 
-    v = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
+    v = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                   &je);
     if (v == NULL)
         return TX_FORMAT_JSON; /* report the syntax error as JSON */
     json_decref(v);
     used = (size_t) je.position;
-    return tx_json_skip_ws(buf, len, used) < len ? TX_FORMAT_NDJSON : TX_FORMAT_JSON;
+    if (used > len || tx_json_skip_ws(buf, len, used) >= len)
+        return TX_FORMAT_JSON;
+    /* A value spanning lines followed by more text is malformed JSON, not NDJSON. */
+    return memchr(buf + start, '\n', used - start) == NULL ? TX_FORMAT_NDJSON : TX_FORMAT_JSON;
+}
+
+/* Releases the parsed JSON of a rejected batch: its violations hold copies of what they need. */
+static void release_json(struct batch_priv *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->nlines; i++)
+        json_decref(p->lines[i]);
+    free(p->lines);
+    p->lines = NULL;
+    p->nlines = 0;
+    json_decref(p->root);
+    p->root = NULL;
 }
 
 int tx_batch_parse(const char *buf, size_t len, enum tx_format fmt,
@@ -658,6 +677,7 @@ int tx_batch_parse(const char *buf, size_t len, enum tx_format fmt,
         b->nviolations = st.l.n;
         b->nviolations_total = st.l.total;
         b->nrecords = 0;
+        release_json(st.p);
         rc = tx_err_set(err, TX_EINVAL, "%zu validation error(s)", b->nviolations_total);
         *out = b;
         b = NULL;
