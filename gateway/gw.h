@@ -3,6 +3,7 @@
 
 /* The gateway's shared context: configuration, clients and counters, created once in main. */
 
+#include "common/tx_buf.h"
 #include "common/tx_config.h"
 #include "common/tx_metrics.h"
 
@@ -76,14 +77,24 @@ struct gw {
     struct gw_pool *read_pool;   /* slots for the status routes */
     struct tx_metrics *metrics;
     struct gw_metrics m;
+    struct tx_readiness *readiness; /* caches gw_ready_check for a second */
+    struct gw_slot ready_slot;      /* used only by gw_ready_check (never runs twice at once) */
     atomic_long inflight;
     atomic_llong inflight_bytes;
     atomic_int draining;
 };
 
 /* Which connections a request needs from its slot, and which one failed. */
-enum { GW_NEED_CACHE = 1, GW_NEED_QUEUE = 2, GW_NEED_DB = 4 };
-enum { GW_DEP_REDIS = 1, GW_DEP_RABBITMQ = 2, GW_DEP_POSTGRES = 3 };
+enum {
+    GW_NEED_CACHE = 1,
+    GW_NEED_QUEUE = 2,
+    GW_NEED_DB = 4
+};
+enum {
+    GW_DEP_REDIS = 1,
+    GW_DEP_RABBITMQ = 2,
+    GW_DEP_POSTGRES = 3
+};
 
 /** Opens the slot's missing connections among deps. 0, or the GW_DEP_* that failed (err set). */
 int gw_slot_connect(struct gw *gw, struct gw_slot *s, unsigned deps, struct tx_err *err);
@@ -99,10 +110,16 @@ void gw_metrics_latency(struct gw *gw, struct tx_histogram *h, int64_t ms);
 void gw_metrics_records(struct gw *gw, size_t records, size_t bytes);
 void gw_metrics_inflight(struct gw *gw, long n);
 
+/** Readiness of every dependency (tx_ready_fn over struct gw). */
+int gw_ready_check(void *ctx, struct tx_buf *detail);
+
 /** CivetWeb request handler for every path (gw_routes.c); cbdata is the struct gw. */
 int gw_handle_request(struct mg_connection *c, void *cbdata);
 
-/** The upload route (gw_upload.c): answers the request; returns the status sent. */
-int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route);
+/**
+ * The upload route (gw_upload.c): answers the request and returns the status sent; upload_id
+ * (37 bytes) receives the upload's id, or "" when none was assigned.
+ */
+int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route, char *upload_id);
 
 #endif

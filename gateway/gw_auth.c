@@ -137,8 +137,7 @@ const char *gw_auth_check(const struct gw_auth *a, const char *key, size_t len)
     return found;
 }
 
-int gw_auth_extract(const char *authorization, const char *x_api_key, const char **key,
-                    size_t *len)
+int gw_auth_extract(const char *authorization, const char *x_api_key, const char **key, size_t *len)
 {
     if (authorization != NULL) {
         const char *s = authorization;

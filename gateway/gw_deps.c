@@ -92,26 +92,26 @@ int gw_metrics_init(struct gw *gw, struct tx_err *err)
                                          "Bytes of accepted uploads", err);
     m->records = tx_metrics_counter(gw->metrics, "txgateway_records_total",
                                     "Records of accepted uploads", err);
-    m->uploads = tx_metrics_counter(gw->metrics, "txgateway_uploads_total",
-                                    "Accepted uploads (202)", err);
+    m->uploads =
+        tx_metrics_counter(gw->metrics, "txgateway_uploads_total", "Accepted uploads (202)", err);
     m->inflight = tx_metrics_gauge(gw->metrics, "txgateway_uploads_in_flight",
                                    "Uploads being processed", err);
     m->lat_upload = tx_metrics_histogram(gw->metrics, "txgateway_upload_seconds",
                                          "Whole upload, from request to 202", lat,
                                          TX_METRICS_LATENCY_BUCKETS_N, err);
-    m->lat_s3 = tx_metrics_histogram(gw->metrics, "txgateway_s3_put_seconds", "S3 PUT of the raw "
-                                                                              "object",
+    m->lat_s3 = tx_metrics_histogram(gw->metrics, "txgateway_s3_put_seconds",
+                                     "S3 PUT of the raw "
+                                     "object",
                                      lat, TX_METRICS_LATENCY_BUCKETS_N, err);
-    m->lat_redis = tx_metrics_histogram(gw->metrics, "txgateway_redis_seconds",
-                                        "Redis summary pipeline", lat,
-                                        TX_METRICS_LATENCY_BUCKETS_N, err);
+    m->lat_redis =
+        tx_metrics_histogram(gw->metrics, "txgateway_redis_seconds", "Redis summary pipeline", lat,
+                             TX_METRICS_LATENCY_BUCKETS_N, err);
     m->lat_confirm = tx_metrics_histogram(gw->metrics, "txgateway_amqp_confirm_seconds",
                                           "Publishing every event of an upload until confirmed",
                                           lat, TX_METRICS_LATENCY_BUCKETS_N, err);
     if (m->requests == NULL || m->dep_errors == NULL || m->upload_bytes == NULL ||
-        m->records == NULL || m->uploads == NULL || m->inflight == NULL ||
-        m->lat_upload == NULL || m->lat_s3 == NULL || m->lat_redis == NULL ||
-        m->lat_confirm == NULL)
+        m->records == NULL || m->uploads == NULL || m->inflight == NULL || m->lat_upload == NULL ||
+        m->lat_s3 == NULL || m->lat_redis == NULL || m->lat_confirm == NULL)
         return err != NULL && err->code != 0 ? err->code : TX_ENOMEM;
     return 0;
 }

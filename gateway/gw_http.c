@@ -66,8 +66,8 @@ int gw_send(struct mg_connection *c, int status, const char *content_type, const
 
 int gw_send_json(struct mg_connection *c, int status, const struct tx_buf *body, gw_headers extra)
 {
-    return gw_send(c, status, "application/json", body->data != NULL ? body->data : "",
-                   body->len, extra);
+    return gw_send(c, status, "application/json", body->data != NULL ? body->data : "", body->len,
+                   extra);
 }
 
 int gw_send_problem(struct mg_connection *c, int status, const char *slug, const char *title,

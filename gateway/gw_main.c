@@ -19,8 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define C(key, type, def, min, max, field, flags, desc)                                            \
-    { key, type, def, min, max, offsetof(struct gw_config, field), flags, desc }
+#define C(key, type, def, min, max, field, flags, desc)                          \
+    {                                                                            \
+        key, type, def, min, max, offsetof(struct gw_config, field), flags, desc \
+    }
 
 static const struct tx_config_entry config_table[] = {
     C("TX_GATEWAY_LISTEN", TX_CONFIG_STRING, "127.0.0.1:8000", 1, 200, listen, 0,
@@ -138,6 +140,9 @@ static int start(struct gw *gw, struct tx_err *err)
     gw->read_pool = gw_pool_create(8, sizeof(struct gw_slot));
     if (gw->upload_pool == NULL || gw->read_pool == NULL)
         return tx_err_set(err, TX_ENOMEM, "out of memory");
+    gw->readiness = tx_readiness_create(gw_ready_check, gw, 1000);
+    if (gw->readiness == NULL)
+        return tx_err_set(err, TX_ENOMEM, "out of memory");
     return gw_metrics_init(gw, err);
 }
 
@@ -145,6 +150,8 @@ static void stop(struct gw *gw)
 {
     gw_pool_destroy(gw->upload_pool, gw_slot_close);
     gw_pool_destroy(gw->read_pool, gw_slot_close);
+    tx_readiness_destroy(gw->readiness);
+    gw_slot_close(&gw->ready_slot);
     s3_client_destroy(gw->s3);
     gw_auth_destroy(gw->auth);
     gw_auth_destroy(gw->admin_auth);
@@ -259,9 +266,11 @@ int main(int argc, char **argv)
     }
     /* Graceful stop: refuse new uploads, let the ones in flight finish, then close. */
     atomic_store(&gw->draining, 1);
-    tx_log_info(TX_NOKV, "stopping: waiting for %ld upload(s) in flight", atomic_load(&gw->inflight));
+    tx_log_info(TX_NOKV, "stopping: waiting for %ld upload(s) in flight",
+                atomic_load(&gw->inflight));
     {
-        int64_t deadline = tx_time_mono_ms() + gw->cfg.confirm_timeout_ms + gw->cfg.dep_timeout_ms * 2;
+        int64_t deadline =
+            tx_time_mono_ms() + gw->cfg.confirm_timeout_ms + gw->cfg.dep_timeout_ms * 2;
 
         while (atomic_load(&gw->inflight) > 0 && tx_time_mono_ms() < deadline) {
             struct timespec ts = { 0, 20 * 1000 * 1000 };

@@ -66,8 +66,7 @@ static const char *param_value(const char *s, const char *end, char *out, size_t
     return s;
 }
 
-int gw_content_type_parse(const char *value, char *type, size_t tlen, char *boundary,
-                          size_t blen)
+int gw_content_type_parse(const char *value, char *type, size_t tlen, char *boundary, size_t blen)
 {
     const char *s = skip_lws(value);
     const char *end = value + strlen(value);
@@ -189,8 +188,7 @@ int gw_multipart_find(const char *body, size_t len, const char *boundary, const 
     else {
         p = find(body, len, delim, dlen);
         if (p == NULL)
-            return tx_err_set(err, TX_ESYNTAX, "multipart body has no boundary \"--%s\"",
-                              boundary);
+            return tx_err_set(err, TX_ESYNTAX, "multipart body has no boundary \"--%s\"", boundary);
         p += dlen;
     }
     for (;;) {
@@ -210,8 +208,9 @@ int gw_multipart_find(const char *body, size_t len, const char *boundary, const 
         if (p < end - 1 && p[0] == '\r' && p[1] == '\n')
             hend = p - 2; /* a part without headers */
         if (hend == NULL || hend - p > GW_PART_HEADERS_MAX)
-            return tx_err_set(err, TX_ESYNTAX, "multipart part headers unterminated or over %d "
-                                               "bytes",
+            return tx_err_set(err, TX_ESYNTAX,
+                              "multipart part headers unterminated or over %d "
+                              "bytes",
                               GW_PART_HEADERS_MAX);
         part_headers(p, hend + 2, name, sizeof(name), part);
         p = hend + 4;
@@ -224,11 +223,11 @@ int gw_multipart_find(const char *body, size_t len, const char *boundary, const 
             part->data = p;
             part->len = (size_t) (next - p);
             /* The body must still be well formed after the part we want. */
-            if (end - after < 2 ||
-                !((after[0] == '-' && after[1] == '-') || after[0] == '\r' || after[0] == ' ' ||
-                  after[0] == '\t'))
-                return tx_err_set(err, TX_ESYNTAX, "multipart boundary not followed by CRLF or "
-                                                   "\"--\"");
+            if (end - after < 2 || !((after[0] == '-' && after[1] == '-') || after[0] == '\r' ||
+                                     after[0] == ' ' || after[0] == '\t'))
+                return tx_err_set(err, TX_ESYNTAX,
+                                  "multipart boundary not followed by CRLF or "
+                                  "\"--\"");
             return 0;
         }
         p = next + dlen;

@@ -32,7 +32,6 @@ int gw_multipart_find(const char *body, size_t len, const char *boundary, const 
  * into type and, when present, the boundary parameter (quotes removed) into boundary.
  * TX_EINVAL when the value is malformed or a part does not fit. Pure function.
  */
-int gw_content_type_parse(const char *value, char *type, size_t tlen, char *boundary,
-                          size_t blen);
+int gw_content_type_parse(const char *value, char *type, size_t tlen, char *boundary, size_t blen);
 
 #endif

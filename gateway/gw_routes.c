@@ -2,6 +2,7 @@
 #include "gateway/gw.h"
 
 #include "common/tx_buf.h"
+#include "common/tx_health.h"
 #include "common/tx_id.h"
 #include "common/tx_log.h"
 #include "common/tx_time.h"
@@ -293,11 +294,12 @@ static int upload_status(struct gw *gw, struct mg_connection *c, const char *id)
         if (rc != 0)
             return dep_unavailable(gw, c, "s3", &err);
         tx_buf_init(&b, 4096);
-        tx_buf_printf(&b,
-                      "{\"upload_id\":\"%s\",\"records\":%ld,\"object\":\"%s\",\"received_at\":\"%s"
-                      "\",\"received\":%ld,\"persisted\":0,\"scored\":0,\"flagged\":0,"
-                      "\"notified\":0,\"emails_sent\":0,\"emails_failed\":0,\"flagged_records\":[]}",
-                      id, head.records, key, ts, head.records);
+        tx_buf_printf(
+            &b,
+            "{\"upload_id\":\"%s\",\"records\":%ld,\"object\":\"%s\",\"received_at\":\"%s"
+            "\",\"received\":%ld,\"persisted\":0,\"scored\":0,\"flagged\":0,"
+            "\"notified\":0,\"emails_sent\":0,\"emails_failed\":0,\"flagged_records\":[]}",
+            id, head.records, key, ts, head.records);
         st = gw_send_json(c, 200, &b, NULL);
         tx_buf_cleanup(&b);
         return st;
@@ -309,47 +311,57 @@ static int upload_status(struct gw *gw, struct mg_connection *c, const char *id)
     return st;
 }
 
-/* GET /readyz: every dependency, 503 naming those that are down. */
+/* One readiness line: ,"name":"up" or ,"name":"<why it is down>". Returns 1 when down. */
+static int ready_line(struct tx_buf *b, const char *name, int rc, const struct tx_err *err)
+{
+    tx_buf_printf(b, "%s\"%s\":", b->data[b->len - 1] == '{' ? "" : ",", name);
+    if (rc == 0) {
+        tx_buf_puts(b, "\"up\"");
+        return 0;
+    }
+    tx_buf_json_str(b, err->msg[0] != '\0' ? err->msg : "down",
+                    strlen(err->msg[0] != '\0' ? err->msg : "down"));
+    return 1;
+}
+
+int gw_ready_check(void *ctx, struct tx_buf *detail)
+{
+    struct gw *gw = ctx;
+    struct gw_slot *s = &gw->ready_slot;
+    struct tx_err err = { 0 };
+    int down = 0;
+    int rc;
+
+    tx_buf_puts(detail, "{");
+    rc = s3_bucket_check(gw->s3, &err);
+    down += ready_line(detail, "s3", rc, &err);
+    tx_err_clear(&err);
+    rc = gw_slot_connect(gw, s, GW_NEED_CACHE, &err) != 0 ? -1 : cache_ping(s->cache, &err);
+    down += ready_line(detail, "redis", rc, &err);
+    tx_err_clear(&err);
+    rc = gw_slot_connect(gw, s, GW_NEED_QUEUE, &err) != 0 ? -1 : queue_publisher_ping(s->pub, &err);
+    down += ready_line(detail, "rabbitmq", rc, &err);
+    tx_err_clear(&err);
+    rc = gw_slot_connect(gw, s, GW_NEED_DB, &err) != 0 ? -1 : db_ping(s->db, &err);
+    down += ready_line(detail, "postgresql", rc, &err);
+    tx_buf_puts(detail, "}");
+    return down == 0 ? 0 : TX_EUNAVAIL;
+}
+
+/* GET /readyz: every dependency (checked at most once a second), 503 naming those down. */
 static int readyz(struct gw *gw, struct mg_connection *c)
 {
-    struct gw_slot *s = gw_pool_acquire(gw->read_pool, gw->cfg.dep_timeout_ms);
-    struct tx_err err = { 0 };
     struct tx_buf b;
-    int down = 0;
+    int rc;
     int st;
 
-    tx_buf_init(&b, 8192);
-    tx_buf_puts(&b, "{\"checks\":{");
-#define CHECK(name, expr)                                                                          \
-    do {                                                                                           \
-        tx_err_clear(&err);                                                                        \
-        if ((expr) == 0) {                                                                         \
-            tx_buf_printf(&b, "%s\"%s\":\"up\"", b.data[b.len - 1] == '{' ? "" : ",", name);      \
-        }                                                                                          \
-        else {                                                                                     \
-            down++;                                                                                \
-            tx_buf_printf(&b, "%s\"%s\":", b.data[b.len - 1] == '{' ? "" : ",", name);            \
-            tx_buf_json_str(&b, err.msg, strlen(err.msg));                                         \
-        }                                                                                          \
-    } while (0)
-    CHECK("s3", s3_bucket_check(gw->s3, &err));
-    if (s == NULL) {
-        down++;
-        tx_buf_puts(&b, ",\"redis\":\"no free connection\",\"rabbitmq\":\"no free connection\"");
-    }
-    else {
-        int dep = gw_slot_connect(gw, s, GW_NEED_CACHE, &err);
-
-        CHECK("redis", dep != 0 ? -1 : cache_ping(s->cache, &err));
-        tx_err_clear(&err);
-        dep = gw_slot_connect(gw, s, GW_NEED_QUEUE, &err);
-        CHECK("rabbitmq", dep != 0 ? -1 : queue_publisher_ping(s->pub, &err));
-        gw_pool_release(gw->read_pool, s);
-    }
-#undef CHECK
-    tx_buf_printf(&b, "},\"status\":\"%s\"}", down == 0 ? "ready" : "not ready");
-    st = gw_send_json(c, down == 0 ? 200 : 503, &b,
-                      down == 0 ? NULL : (gw_headers) (const char *[]){ "Retry-After: 5", NULL });
+    tx_buf_init(&b, TX_READINESS_DETAIL_MAX * 2);
+    rc = tx_readiness_check(gw->readiness, &b);
+    st = gw_send_json(c,
+                      rc == 0             ? 200
+                      : rc == TX_EUNAVAIL ? 503
+                                          : 500,
+                      &b, rc == 0 ? NULL : (gw_headers) (const char *[]){ "Retry-After: 5", NULL });
     tx_buf_cleanup(&b);
     return st;
 }
@@ -384,7 +396,8 @@ static int split_client(const char *path, char *id, size_t idlen, const char **w
     return 0;
 }
 
-static void access_log(struct mg_connection *c, const char *route, int status, int64_t t0)
+static void access_log(struct mg_connection *c, const char *route, int status, int64_t t0,
+                       const char *upload_id)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
     char st[8];
@@ -392,8 +405,8 @@ static void access_log(struct mg_connection *c, const char *route, int status, i
 
     snprintf(st, sizeof(st), "%d", status);
     snprintf(ms, sizeof(ms), "%lld", (long long) (tx_time_mono_ms() - t0));
-    tx_log_info(TX_KV("method", ri->request_method, "path", ri->local_uri, "route", route,
-                      "status", st, "ms", ms, "remote", ri->remote_addr),
+    tx_log_info(TX_KV("method", ri->request_method, "path", ri->local_uri, "route", route, "status",
+                      st, "ms", ms, "remote", ri->remote_addr),
                 "request");
 }
 
@@ -406,11 +419,12 @@ int gw_handle_request(struct mg_connection *c, void *cbdata)
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
     int64_t t0 = tx_time_mono_ms();
     const char *route = "other";
+    char upload_id[TX_UUID_STR_LEN + 1] = "";
     int st;
 
     if (strcmp(path, "/api/v1/uploads") == 0 || strcmp(path, "/upload-json") == 0) {
         route = path[1] == 'a' ? "/api/v1/uploads" : "/upload-json";
-        st = strcmp(m, "POST") == 0 ? gw_upload_handle(gw, c, route)
+        st = strcmp(m, "POST") == 0 ? gw_upload_handle(gw, c, route, upload_id)
                                     : method_not_allowed(c, "POST");
     }
     else if (strncmp(path, "/api/v1/uploads/", 16) == 0) {
@@ -462,6 +476,6 @@ int gw_handle_request(struct mg_connection *c, void *cbdata)
     }
     gw_metrics_request(gw, route, st);
     if (strcmp(route, "/metrics") != 0 && strcmp(route, "/healthz") != 0)
-        access_log(c, route, st, t0);
+        access_log(c, route, st, t0, upload_id);
     return st;
 }

@@ -76,8 +76,9 @@ static int unavailable(struct upload *u, const char *dep, const struct tx_err *e
     const char *hdrs[] = { ra, NULL };
 
     retry_after_header(u->gw, ra, sizeof(ra));
-    snprintf(detail, sizeof(detail), "%s is unavailable: %s. Nothing was acknowledged; retry the "
-                                     "same request (with the same Idempotency-Key) later.",
+    snprintf(detail, sizeof(detail),
+             "%s is unavailable: %s. Nothing was acknowledged; retry the "
+             "same request (with the same Idempotency-Key) later.",
              dep, err != NULL ? err->msg : "unknown error");
     snprintf(extra, sizeof(extra), ",\"dependency\":\"%s\"", dep);
     gw_metrics_dep_error(u->gw, dep);
@@ -100,8 +101,8 @@ static int check_auth(struct upload *u)
         return gw_send_problem(u->c, 401, "unauthorized", "API key required",
                                "send the API key as \"Authorization: Bearer <key>\" or "
                                "\"X-API-Key: <key>\"",
-                               NULL, (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer",
-                                                                    NULL });
+                               NULL,
+                               (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer", NULL });
     if (gw_auth_check(u->gw->auth, key, len) == NULL)
         return gw_send_problem(u->c, 401, "unauthorized", "Invalid API key",
                                "the API key is not valid", NULL,
@@ -225,8 +226,8 @@ static int read_body(struct upload *u, long long clen, bool chunked)
             snprintf(detail, sizeof(detail), "the body is larger than the limit of %lld bytes",
                      max);
             mg_disable_connection_keep_alive(u->c);
-            return gw_send_problem(u->c, 413, "payload-too-large", "Upload too large", detail,
-                                   NULL, NULL);
+            return gw_send_problem(u->c, 413, "payload-too-large", "Upload too large", detail, NULL,
+                                   NULL);
         }
     }
     if ((!chunked && (long long) u->body.len != clen)) {
@@ -302,8 +303,8 @@ static int parse_records(struct upload *u)
     for (i = 0; i < u->batch->nviolations; i++) {
         const struct tx_violation *v = &u->batch->violations[i];
 
-        tx_buf_printf(&extra, "%s{\"index\":%zu,\"line\":%u,\"field\":", i > 0 ? "," : "",
-                      v->index, v->line);
+        tx_buf_printf(&extra, "%s{\"index\":%zu,\"line\":%u,\"field\":", i > 0 ? "," : "", v->index,
+                      v->line);
         tx_buf_json_str(&extra, v->field, strlen(v->field));
         tx_buf_puts(&extra, ",\"code\":");
         tx_buf_json_str(&extra, v->code, strlen(v->code));
@@ -562,7 +563,8 @@ out:
 static int publish_events(struct upload *u)
 {
     struct tx_batch *b = u->batch;
-    struct tx_event_head h = { .upload_id = u->upload_id, .object = u->object,
+    struct tx_event_head h = { .upload_id = u->upload_id,
+                               .object = u->object,
                                .received_ms = u->received_ms };
     size_t *offs = NULL;
     size_t i;
@@ -615,18 +617,20 @@ static int answer(struct upload *u)
 
     tx_time_format_ms(u->received_ms, ts, sizeof(ts));
     tx_buf_init(&u->answer, 4096);
-    tx_buf_printf(&u->answer,
-                  "{\"upload_id\":\"%s\",\"records\":%zu,\"object\":\"%s\",\"status_url\":\"/api/v1/"
-                  "uploads/%s\",\"received_at\":\"%s\",\"sha256\":\"%s\"}",
-                  u->upload_id, u->batch->nrecords, u->object, u->upload_id, ts, u->sha256);
+    tx_buf_printf(
+        &u->answer,
+        "{\"upload_id\":\"%s\",\"records\":%zu,\"object\":\"%s\",\"status_url\":\"/api/v1/"
+        "uploads/%s\",\"received_at\":\"%s\",\"sha256\":\"%s\"}",
+        u->upload_id, u->batch->nrecords, u->object, u->upload_id, ts, u->sha256);
     if (u->has_idem && idem_store(u, u->answer.data, &err) != 0) {
         /* The upload is durable; a retry finds the key pending and re-publishes (harmless). */
         tx_log_warn(TX_KV("upload_id", u->upload_id), "could not record idempotency answer: %s",
                     err.msg);
     }
     snprintf(loc, sizeof(loc), "Location: /api/v1/uploads/%s", u->upload_id);
-    tx_log_info(TX_KV("upload_id", u->upload_id, "object", u->object), "upload accepted: %zu "
-                                                                        "records, %zu bytes",
+    tx_log_info(TX_KV("upload_id", u->upload_id, "object", u->object),
+                "upload accepted: %zu "
+                "records, %zu bytes",
                 u->batch->nrecords, u->len);
     gw_metrics_records(u->gw, u->batch->nrecords, u->len);
     return gw_send_json(u->c, 202, &u->answer, hdrs);
@@ -712,7 +716,7 @@ static int process(struct upload *u)
     return rc;
 }
 
-int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route)
+int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route, char *upload_id)
 {
     struct upload u;
     int status;
@@ -723,6 +727,7 @@ int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route)
     u.route = route;
     u.t0 = tx_time_mono_ms();
     status = process(&u);
+    memcpy(upload_id, u.upload_id, sizeof(u.upload_id));
     idem_unlock(&u);
     if (u.slot != NULL)
         gw_pool_release(gw->upload_pool, u.slot);
