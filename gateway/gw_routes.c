@@ -406,7 +406,7 @@ static void access_log(struct mg_connection *c, const char *route, int status, i
     snprintf(st, sizeof(st), "%d", status);
     snprintf(ms, sizeof(ms), "%lld", (long long) (tx_time_mono_ms() - t0));
     tx_log_info(TX_KV("method", ri->request_method, "path", ri->local_uri, "route", route, "status",
-                      st, "ms", ms, "remote", ri->remote_addr),
+                      st, "ms", ms, "remote", ri->remote_addr, "upload_id", upload_id),
                 "request");
 }
 

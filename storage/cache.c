@@ -295,17 +295,21 @@ static bool has_prefix(const char *s, size_t len, const char *prefix)
     return len >= plen && memcmp(s, prefix, plen) == 0 && (len == plen || s[plen] == ' ');
 }
 
+/* Error replies of a server that is starting, busy or failing over: retry later. */
+static bool is_transient(const redisReply *r)
+{
+    return has_prefix(r->str, r->len, "LOADING") || has_prefix(r->str, r->len, "BUSY") ||
+           has_prefix(r->str, r->len, "MASTERDOWN") || has_prefix(r->str, r->len, "TRYAGAIN") ||
+           has_prefix(r->str, r->len, "CLUSTERDOWN");
+}
+
 /* Translates an error reply (REDIS_REPLY_ERROR): transient server states are retryable. */
 static int reply_error(const redisReply *r, const char *doing, struct tx_err *err)
 {
-    int code = TX_EIO;
     int len = r->len > 200 ? 200 : (int) r->len;
 
-    if (has_prefix(r->str, r->len, "LOADING") || has_prefix(r->str, r->len, "BUSY") ||
-        has_prefix(r->str, r->len, "MASTERDOWN") || has_prefix(r->str, r->len, "TRYAGAIN") ||
-        has_prefix(r->str, r->len, "CLUSTERDOWN"))
-        code = TX_EUNAVAIL;
-    return tx_err_set(err, code, "redis: %s: %.*s", doing, len, r->str);
+    return tx_err_set(err, is_transient(r) ? TX_EUNAVAIL : TX_EIO, "redis: %s: %.*s", doing, len,
+                      r->str);
 }
 
 /* A reply that is neither the expected type nor an error. */
@@ -406,8 +410,9 @@ static int conn_setup(struct cache_conn *c, struct tx_err *err)
         if (r[i]->type == REDIS_REPLY_ERROR) {
             int len = r[i]->len > 200 ? 200 : (int) r[i]->len;
 
-            rc = tx_err_set(err, TX_EREJECT, "redis %s:%d: %s refused: %.*s", c->host, c->port,
-                            what, len, r[i]->str);
+            rc =
+                tx_err_set(err, is_transient(r[i]) ? TX_EUNAVAIL : TX_EREJECT,
+                           "redis %s:%d: %s refused: %.*s", c->host, c->port, what, len, r[i]->str);
             break;
         }
         if (!is_status(r[i], "OK")) {
