@@ -122,4 +122,7 @@ int gw_handle_request(struct mg_connection *c, void *cbdata);
  */
 int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route, char *upload_id);
 
+/** POST /api/v1/uploads/{id}/replay (admin key): re-publishes a stored upload's events. */
+int gw_replay_handle(struct gw *gw, struct mg_connection *c, const char *id, char *upload_id);
+
 #endif

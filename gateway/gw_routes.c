@@ -427,6 +427,20 @@ int gw_handle_request(struct mg_connection *c, void *cbdata)
         st = strcmp(m, "POST") == 0 ? gw_upload_handle(gw, c, route, upload_id)
                                     : method_not_allowed(c, "POST");
     }
+    else if (strncmp(path, "/api/v1/uploads/", 16) == 0 && strlen(path) == 16 + 36 + 7 &&
+             strcmp(path + 16 + 36, "/replay") == 0) {
+        char id[TX_UUID_STR_LEN + 1];
+
+        route = "/api/v1/uploads/{id}/replay";
+        memcpy(id, path + 16, TX_UUID_STR_LEN);
+        id[TX_UUID_STR_LEN] = '\0';
+        if (strcmp(m, "POST") != 0)
+            st = method_not_allowed(c, "POST");
+        else if (!tx_uuid7_valid(id))
+            st = bad_id(c, "the upload id (a UUIDv7)");
+        else
+            st = gw_replay_handle(gw, c, id, upload_id);
+    }
     else if (strncmp(path, "/api/v1/uploads/", 16) == 0) {
         route = "/api/v1/uploads/{id}";
         if (!get)

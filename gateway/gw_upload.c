@@ -61,6 +61,7 @@ struct upload {
     struct queue_msg *msgs; /* point into events */
     char (*event_ids)[TX_EVENT_ID_MAX + 1];
     struct tx_buf answer; /* the 202 body */
+    char *stored;         /* replay: the object read back from S3 */
 };
 
 static void retry_after_header(const struct gw *gw, char *buf, size_t len)
@@ -716,6 +717,28 @@ static int process(struct upload *u)
     return rc;
 }
 
+/* Releases everything an upload holds (slot, admission, buffers). */
+static void upload_release(struct upload *u)
+{
+    struct gw *gw = u->gw;
+
+    idem_unlock(u);
+    if (u->slot != NULL)
+        gw_pool_release(gw->upload_pool, u->slot);
+    if (u->admitted) {
+        atomic_fetch_sub(&gw->inflight_bytes, u->reserved_bytes);
+        atomic_fetch_sub(&gw->inflight, 1);
+        gw_metrics_inflight(gw, atomic_load(&gw->inflight));
+    }
+    tx_batch_destroy(u->batch);
+    tx_buf_cleanup(&u->body);
+    tx_buf_cleanup(&u->events);
+    tx_buf_cleanup(&u->answer);
+    free(u->msgs);
+    free(u->event_ids);
+    free(u->stored);
+}
+
 int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route, char *upload_id)
 {
     struct upload u;
@@ -728,21 +751,80 @@ int gw_upload_handle(struct gw *gw, struct mg_connection *c, const char *route, 
     u.t0 = tx_time_mono_ms();
     status = process(&u);
     memcpy(upload_id, u.upload_id, sizeof(u.upload_id));
-    idem_unlock(&u);
-    if (u.slot != NULL)
-        gw_pool_release(gw->upload_pool, u.slot);
-    if (u.admitted) {
-        atomic_fetch_sub(&gw->inflight_bytes, u.reserved_bytes);
-        atomic_fetch_sub(&gw->inflight, 1);
-        gw_metrics_inflight(gw, atomic_load(&gw->inflight));
-    }
     if (status == 202)
         gw_metrics_latency(gw, gw->m.lat_upload, tx_time_mono_ms() - u.t0);
-    tx_batch_destroy(u.batch);
-    tx_buf_cleanup(&u.body);
-    tx_buf_cleanup(&u.events);
-    tx_buf_cleanup(&u.answer);
-    free(u.msgs);
-    free(u.event_ids);
+    upload_release(&u);
+    return status;
+}
+
+/* POST /api/v1/uploads/{id}/replay: the stored object's events again, same event ids. */
+static int replay(struct upload *u, const char *id)
+{
+    struct tx_err err = { 0 };
+    const char *key;
+    size_t klen;
+    size_t len = 0;
+    char body[256];
+    int rc;
+
+    if (gw_auth_count(u->gw->admin_auth) == 0)
+        return gw_send_problem(u->c, 401, "unauthorized", "Admin API key required",
+                               "no admin key is configured (TX_ADMIN_API_KEYS): replay is disabled",
+                               NULL, NULL);
+    if (gw_auth_extract(mg_get_header(u->c, "Authorization"), mg_get_header(u->c, "X-API-Key"),
+                        &key, &klen) != 0 ||
+        gw_auth_check(u->gw->admin_auth, key, klen) == NULL)
+        return gw_send_problem(u->c, 401, "unauthorized", "Admin API key required",
+                               "replay needs an admin API key (Authorization: Bearer <key>)", NULL,
+                               (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer", NULL });
+    snprintf(u->upload_id, sizeof(u->upload_id), "%s", id);
+    u->received_ms = tx_uuid7_ms(id);
+    object_key(u);
+    rc = admit(u, u->gw->cfg.max_upload);
+    if (rc != 0)
+        return rc;
+    rc =
+        s3_object_get(u->gw->s3, u->object, (size_t) u->gw->cfg.max_upload, &u->stored, &len, &err);
+    if (rc == TX_ENOTFOUND)
+        return gw_send_problem(u->c, 404, "not-found", "Not found", "no stored upload with this id",
+                               NULL, NULL);
+    if (rc != 0)
+        return unavailable(u, "s3", &err);
+    u->data = u->stored;
+    u->len = len;
+    u->format = TX_FORMAT_AUTO;
+    rc = tx_batch_parse(u->data, u->len, u->format, NULL, &u->batch, &err);
+    if (rc != 0)
+        return gw_send_problem(u->c, 500, "internal", "Stored upload unreadable", err.msg, NULL,
+                               NULL);
+    u->slot = gw_pool_acquire(u->gw->upload_pool, u->gw->cfg.dep_timeout_ms);
+    if (u->slot == NULL)
+        return too_many(u, "uploads");
+    rc = gw_slot_connect(u->gw, u->slot, GW_NEED_QUEUE, &err);
+    if (rc != 0)
+        return unavailable(u, gw_slot_failed_dep(rc), &err);
+    rc = publish_events(u);
+    if (rc != 0)
+        return rc;
+    tx_log_info(TX_KV("upload_id", u->upload_id, "object", u->object),
+                "upload replayed: %zu events re-published", u->batch->nrecords);
+    snprintf(body, sizeof(body), "{\"upload_id\":\"%s\",\"records\":%zu,\"republished\":%zu}",
+             u->upload_id, u->batch->nrecords, u->batch->nrecords);
+    return gw_send(u->c, 202, "application/json", body, strlen(body), NULL);
+}
+
+int gw_replay_handle(struct gw *gw, struct mg_connection *c, const char *id, char *upload_id)
+{
+    struct upload u;
+    int status;
+
+    memset(&u, 0, sizeof(u));
+    u.gw = gw;
+    u.c = c;
+    u.route = "/api/v1/uploads/{id}/replay";
+    u.t0 = tx_time_mono_ms();
+    status = replay(&u, id);
+    memcpy(upload_id, u.upload_id, sizeof(u.upload_id));
+    upload_release(&u);
     return status;
 }
