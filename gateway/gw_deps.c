@@ -48,6 +48,12 @@ int gw_slot_connect(struct gw *gw, struct gw_slot *s, unsigned deps, struct tx_e
         s->db = db_conn_create(gw->cfg.pg_ro_dsn, (long) gw->cfg.dep_timeout_ms, err);
         if (s->db == NULL)
             return GW_DEP_POSTGRES;
+        /* A hung database must not hold a worker: queries get the same deadline. */
+        if (db_conn_set_statement_timeout(s->db, (long) gw->cfg.dep_timeout_ms, err) != 0) {
+            db_conn_destroy(s->db);
+            s->db = NULL;
+            return GW_DEP_POSTGRES;
+        }
     }
     return 0;
 }
