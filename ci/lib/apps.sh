@@ -37,10 +37,12 @@ app_env() {
     case $1 in
     txfraud)
         echo "TX_AMQP_URL=$TX_AMQP_URL_FRAUD"
+        echo "TX_FRAUD_RULES=$REPO/volumes/fraud/rules.json"
         echo "TX_HEALTH_LISTEN=127.0.0.1:${TX_FRAUD_HEALTH_PORT:-9101}"
         ;;
     txnotify)
         echo "TX_AMQP_URL=$TX_AMQP_URL_NOTIFY"
+        echo "TX_TEMPLATES_DIR=$REPO/volumes/notify/templates"
         echo "TX_HEALTH_LISTEN=127.0.0.1:${TX_NOTIFY_HEALTH_PORT:-9102}"
         ;;
     txpersist)

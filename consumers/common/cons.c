@@ -25,6 +25,8 @@ static const struct tx_config_entry common_config[] = {
       "batch daemons: most deliveries handled together"),
     C("TX_BATCH_WAIT_MS", TX_CONFIG_MS, "50ms", 0, 600000, batch_wait_ms, 0,
       "batch daemons: longest wait for a batch to fill"),
+    C("TX_QUEUE", TX_CONFIG_STRING, "", 0, 255, queue, 0,
+      "queue to consume instead of the daemon's own (tests and benchmarks)"),
 };
 #define NCOMMON (sizeof(common_config) / sizeof(common_config[0]))
 
@@ -39,6 +41,7 @@ static void on_signal(int sig)
 /* Everything a running daemon holds. */
 struct runner {
     const struct cons_spec *spec;
+    const char *queue; /* TX_QUEUE, else *spec->queue_override, else spec->queue */
     struct cons_config cfg;
     struct cons_ctx cx;
     struct queue_consumer *consumer;
@@ -97,22 +100,22 @@ static void on_queue_event(void *ctx, const struct queue_event *ev)
     switch (ev->type) {
     case QUEUE_EVENT_CONNECTED:
         snprintf(n, sizeof(n), "%u", ev->message_count);
-        tx_log_info(TX_KV("queue", r->spec->queue, "depth", n), "consuming");
+        tx_log_info(TX_KV("queue", r->queue, "depth", n), "consuming");
         break;
     case QUEUE_EVENT_CONNECT_FAILED:
         snprintf(n, sizeof(n), "%ld", ev->retry_in_ms);
         tx_counter_inc(r->reconnects);
-        tx_log_warn(TX_KV("queue", r->spec->queue, "retry_in_ms", n), "cannot consume: %s", why);
+        tx_log_warn(TX_KV("queue", r->queue, "retry_in_ms", n), "cannot consume: %s", why);
         break;
     case QUEUE_EVENT_DISCONNECTED:
         tx_counter_inc(r->reconnects);
-        tx_log_warn(TX_KV("queue", r->spec->queue), "connection lost: %s", why);
+        tx_log_warn(TX_KV("queue", r->queue), "connection lost: %s", why);
         break;
     case QUEUE_EVENT_TOO_BIG:
-        tx_log_error(TX_KV("queue", r->spec->queue), "delivery dead-lettered: %s", why);
+        tx_log_error(TX_KV("queue", r->queue), "delivery dead-lettered: %s", why);
         break;
     case QUEUE_EVENT_STOPPED:
-        tx_log_info(TX_KV("queue", r->spec->queue), "consumer stopped%s%s",
+        tx_log_info(TX_KV("queue", r->queue), "consumer stopped%s%s",
                     why[0] != '\0' ? ": " : "", why);
         break;
     }
@@ -244,7 +247,13 @@ int cons_main(int argc, char **argv, const struct cons_spec *spec)
             goto out;
         }
     }
-    r.consumer = queue_consumer_create(&qc, spec->queue, (unsigned) r.cfg.prefetch, &err);
+    r.queue = spec->queue;
+    if (spec->queue_override != NULL && *spec->queue_override != NULL &&
+        (*spec->queue_override)[0] != '\0')
+        r.queue = *spec->queue_override;
+    if (r.cfg.queue[0] != '\0')
+        r.queue = r.cfg.queue;
+    r.consumer = queue_consumer_create(&qc, r.queue, (unsigned) r.cfg.prefetch, &err);
     if (r.consumer == NULL) {
         tx_log_error(TX_NOKV, "bad AMQP settings: %s", err.msg);
         goto out;
@@ -270,7 +279,7 @@ int cons_main(int argc, char **argv, const struct cons_spec *spec)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    tx_log_info(TX_KV("queue", spec->queue), "%s started", spec->prog);
+    tx_log_info(TX_KV("queue", r.queue), "%s started", spec->prog);
     if (spec->handle_batch != NULL)
         rc = queue_consumer_run_batch(r.consumer, handle_batch, &r, (size_t) r.cfg.batch_max,
                                       (long) r.cfg.batch_wait_ms, &stop_flag, &err);

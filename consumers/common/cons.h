@@ -27,6 +27,7 @@ struct cons_config {
     long long confirm_timeout_ms;
     long long batch_max;     /* batch daemons only */
     long long batch_wait_ms; /* batch daemons only */
+    char *queue;             /* TX_QUEUE: queue to consume; "" means spec->queue */
 };
 
 /* What the skeleton gives the daemon's callbacks. */
@@ -62,6 +63,11 @@ struct cons_spec {
      * a health-server thread, at most once per second: use a connection of its own. */
     int (*ready)(void *app, struct tx_buf *detail);
     void *app;
+    /* Optional: the address of a string field of app_config holding a daemon-specific queue
+     * setting (txnotify's TX_NOTIFY_QUEUE). When it is not NULL and, once the configuration is
+     * loaded, points at a non-empty string, that queue is consumed instead of queue. The common
+     * TX_QUEUE, when set, still wins. NULL: TX_QUEUE or queue. */
+    char *const *queue_override;
 };
 
 /**
