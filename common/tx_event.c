@@ -103,9 +103,8 @@ int tx_event_encode_tx(const struct tx_event_head *h, const struct tx_record *re
 }
 
 int tx_event_encode_notification(enum tx_event_type type, const char *event_id,
-                                 const char *template_name, const char *to,
-                                 const char *message_id, int64_t at_ms, const char *error,
-                                 struct tx_buf *out)
+                                 const char *template_name, const char *to, const char *message_id,
+                                 int64_t at_ms, const char *error, struct tx_buf *out)
 {
     int rc = tx_buf_printf(out, "{\"type\":\"%s\",\"schema_version\":%d", tx_event_type_name(type),
                            TX_EVENT_SCHEMA_VERSION);
@@ -175,8 +174,7 @@ static int decode_verdict(json_t *root, struct tx_verdict *vd, struct tx_err *er
 
         if (!json_is_string(code) || !json_is_string(detail) ||
             json_string_length(code) >= sizeof(vd->reasons[i].code))
-            return tx_err_set(err, TX_EINVAL, "verdict reason %zu needs string code and detail",
-                              i);
+            return tx_err_set(err, TX_EINVAL, "verdict reason %zu needs string code and detail", i);
         snprintf(vd->reasons[i].code, sizeof(vd->reasons[i].code), "%s", json_string_value(code));
         snprintf(vd->reasons[i].detail, sizeof(vd->reasons[i].detail), "%s",
                  json_string_value(detail));
@@ -233,8 +231,7 @@ static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event 
     if (txn == NULL)
         return tx_err_set(err, TX_EINVAL, "event has no \"transaction\"");
     if (tx_record_from_json(txn, ev->head.index, 0, &ev->record, &viol, 1, &nv) > 0)
-        return tx_err_set(err, TX_EINVAL, "invalid transaction: %s: %s", viol.field,
-                          viol.message);
+        return tx_err_set(err, TX_EINVAL, "invalid transaction: %s: %s", viol.field, viol.message);
     if (tx_json_member_span(buf, len, "transaction", &start, &end) != 0)
         return tx_err_set(err, TX_EINVAL, "event has no \"transaction\"");
     p->record_json = tx_json_minify(buf + start, end - start, &ev->record.json_len);

@@ -25,7 +25,7 @@ enum tx_event_type {
 };
 
 struct tx_reason {
-    char code[32];     /* ADDRESS_CHANGE, EMAIL_CHANGE, ... */
+    char code[32]; /* ADDRESS_CHANGE, EMAIL_CHANGE, ... */
     char detail[256];
 };
 
@@ -78,9 +78,8 @@ int tx_event_encode_tx(const struct tx_event_head *h, const struct tx_record *re
 
 /** Appends the JSON of a notification.sent/failed event to out. error NULL or "" when sent. */
 int tx_event_encode_notification(enum tx_event_type type, const char *event_id,
-                                 const char *template_name, const char *to,
-                                 const char *message_id, int64_t at_ms, const char *error,
-                                 struct tx_buf *out);
+                                 const char *template_name, const char *to, const char *message_id,
+                                 int64_t at_ms, const char *error, struct tx_buf *out);
 
 /**
  * Decodes and validates an event body. TX_ESYNTAX for malformed JSON, TX_EINVAL (reason in err)

@@ -36,10 +36,10 @@ void tx_log_write(enum tx_log_level lvl, const char *const *kv, const char *fmt,
 #define TX_KV(...) ((const char *const[]){ __VA_ARGS__, (const char *) 0 })
 #define TX_NOKV    ((const char *const *) 0)
 
-#define TX_LOG(lvl, kv, ...)                                                                       \
-    do {                                                                                           \
-        if (tx_log_enabled(lvl))                                                                   \
-            tx_log_write((lvl), (kv), __VA_ARGS__);                                                \
+#define TX_LOG(lvl, kv, ...)                        \
+    do {                                            \
+        if (tx_log_enabled(lvl))                    \
+            tx_log_write((lvl), (kv), __VA_ARGS__); \
     } while (0)
 #define tx_log_debug(kv, ...) TX_LOG(TX_LOG_DEBUG, kv, __VA_ARGS__)
 #define tx_log_info(kv, ...)  TX_LOG(TX_LOG_INFO, kv, __VA_ARGS__)

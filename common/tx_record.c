@@ -221,8 +221,8 @@ static const char *check_string(json_t *obj, const char *field, size_t min, size
     len = json_string_length(v);
     chars = tx_utf8_chars(s, len);
     if (chars < min || chars > max) {
-        vlist_add(l, index, line, field, "length",
-                  "%s must be %zu to %zu characters long, got %zu", field, min, max, chars);
+        vlist_add(l, index, line, field, "length", "%s must be %zu to %zu characters long, got %zu",
+                  field, min, max, chars);
         return NULL;
     }
     return s;
@@ -297,8 +297,8 @@ static size_t validate_record(json_t *obj, size_t index, unsigned line, struct t
         vlist_add(l, index, line, "datatrasancao", "required", "datatrasancao is required");
     }
     else if (!json_is_string(v)) {
-        vlist_add(l, index, line, "datatrasancao", "type",
-                  "datatrasancao must be a string, got %s", json_type_name(v));
+        vlist_add(l, index, line, "datatrasancao", "type", "datatrasancao must be a string, got %s",
+                  json_type_name(v));
     }
     else if (tx_time_parse(json_string_value(v), json_string_length(v), &t, &terr) != 0) {
         vlist_add(l, index, line, "datatrasancao", "format",
@@ -492,8 +492,8 @@ static int grow(struct parse_state *st, int with_lines)
     return 0;
 }
 
-static void add_record(struct parse_state *st, json_t *v, size_t start, size_t end,
-                       unsigned line, unsigned col)
+static void add_record(struct parse_state *st, json_t *v, size_t start, size_t end, unsigned line,
+                       unsigned col)
 {
     size_t i = st->b->nrecords++;
 
@@ -645,8 +645,9 @@ int tx_batch_parse(const char *buf, size_t len, enum tx_format fmt,
             err->line = 1;
             err->col = 1;
         }
-        return tx_err_set(err, TX_ESYNTAX, "the upload is empty: expected a JSON array, a JSON "
-                                           "object or NDJSON records");
+        return tx_err_set(err, TX_ESYNTAX,
+                          "the upload is empty: expected a JSON array, a JSON "
+                          "object or NDJSON records");
     }
     b = calloc(1, sizeof(*b));
     st.p = calloc(1, sizeof(*st.p));
@@ -691,7 +692,8 @@ int tx_batch_parse(const char *buf, size_t len, enum tx_format fmt,
     for (i = 0; i < b->nrecords; i++) {
         size_t n;
 
-        st.p->dumps[i] = tx_json_minify(buf + st.spans[i].start, st.spans[i].end - st.spans[i].start, &n);
+        st.p->dumps[i] =
+            tx_json_minify(buf + st.spans[i].start, st.spans[i].end - st.spans[i].start, &n);
         if (st.p->dumps[i] == NULL) {
             rc = TX_ENOMEM;
             goto out;
@@ -767,7 +769,7 @@ int tx_json_member_span(const char *buf, size_t len, const char *key, size_t *st
         if (i >= len || buf[i] != '"')
             return TX_ENOTFOUND;
         ks = i + 1;
-        ke = tx_json_skip_value(buf, len, i) - 1; /* the closing quote */
+        ke = tx_json_skip_value(buf, len, i) - 1;  /* the closing quote */
         i = tx_json_skip_ws(buf, len, ke + 1) + 1; /* past ':' */
         i = tx_json_skip_ws(buf, len, i);
         if (ke - ks == klen && memcmp(buf + ks, key, klen) == 0) {

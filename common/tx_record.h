@@ -45,10 +45,10 @@ struct tx_record {
 
 /* One rule broken by one record. */
 struct tx_violation {
-    size_t index;  /* record index */
-    unsigned line; /* line where the record starts (NDJSON: its line) */
-    char field[32];   /* "_id", "email", ... or "" for the record itself */
-    char code[16];    /* "required", "type", "length", "pattern", "format", "range", "empty" */
+    size_t index;   /* record index */
+    unsigned line;  /* line where the record starts (NDJSON: its line) */
+    char field[32]; /* "_id", "email", ... or "" for the record itself */
+    char code[16];  /* "required", "type", "length", "pattern", "format", "range", "empty" */
     char message[192];
 };
 

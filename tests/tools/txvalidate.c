@@ -74,7 +74,8 @@ static int run_each(const struct tx_buf *in)
         }
         rc = tx_record_check(in->data + off, end - off, v, 32, &nv, &err);
         tx_buf_reset(&o);
-        tx_buf_printf(&o, "{\"line\":%u,\"valid\":%s,\"errors\":[", line, rc == 0 ? "true" : "false");
+        tx_buf_printf(&o, "{\"line\":%u,\"valid\":%s,\"errors\":[", line,
+                      rc == 0 ? "true" : "false");
         if (rc == TX_ESYNTAX) {
             tx_buf_puts(&o, "{\"field\":\"\",\"code\":\"syntax\",\"message\":");
             tx_buf_json_str(&o, err.msg, strlen(err.msg));
@@ -117,7 +118,8 @@ static int run_upload(const struct tx_buf *in)
         tx_buf_puts(&o, "]}\n");
     }
     else {
-        tx_buf_printf(&o, "{\"status\":\"syntax\",\"records\":0,\"line\":%u,\"col\":%u,\"message\":",
+        tx_buf_printf(&o,
+                      "{\"status\":\"syntax\",\"records\":0,\"line\":%u,\"col\":%u,\"message\":",
                       err.line, err.col);
         tx_buf_json_str(&o, err.msg, strlen(err.msg));
         tx_buf_puts(&o, ",\"errors\":[]}\n");
