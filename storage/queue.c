@@ -32,6 +32,8 @@
 #define BACKOFF_MIN_MS             100L
 #define BACKOFF_MAX_MS             5000L
 #define STOP_POLL_MS               200L /* longest wait before *stop is looked at again */
+#define ACK_LINGER_MS              10L  /* longest an ack waits for more to group with it */
+#define DRAIN_QUIET_MS             100L /* stop: no delivery for this long = none in flight */
 #define SLEEP_SLICE_MS             50L
 #define CONTENT_TYPE               "application/json"
 #define DELIVERY_COUNT_HEADER      "x-delivery-count"
@@ -1049,6 +1051,9 @@ struct queue_consumer {
     uint64_t ack_tag; /* every delivery up to here is handled and still to be acked */
     unsigned ack_count;
     unsigned ack_every;
+    int64_t ack_first_ms; /* when the oldest pending ack was decided */
+    unsigned unsettled;   /* received on this channel, not yet acked or nacked to the broker */
+    bool draining;        /* stopping: acks are withheld so the broker sends nothing new */
     long backoff_ms;
     unsigned attempts;
     uint64_t rng;
@@ -1093,6 +1098,8 @@ static void cons_lost(struct queue_consumer *c, const struct tx_err *why)
     held_free_all(c);
     c->ack_tag = 0;
     c->ack_count = 0;
+    c->unsettled = 0;
+    c->draining = false;
     if (was)
         emit(c, QUEUE_EVENT_DISCONNECTED, why, 0, 0);
 }
@@ -1104,6 +1111,7 @@ static int cons_flush_acks(struct queue_consumer *c, struct tx_err *err)
     if (c->ack_count == 0)
         return 0;
     rc = amqp_basic_ack(c->c.st, CHANNEL, c->ack_tag, c->ack_count > 1);
+    c->unsettled -= c->ack_count < c->unsettled ? c->ack_count : c->unsettled;
     c->ack_count = 0;
     if (rc != AMQP_STATUS_OK)
         return lib_fail(rc, "basic.ack", err);
@@ -1116,6 +1124,8 @@ static int cons_nack(struct queue_consumer *c, uint64_t tag, bool requeue, struc
 
     if (rc != AMQP_STATUS_OK)
         return lib_fail(rc, "basic.nack", err);
+    if (c->unsettled > 0)
+        c->unsettled--;
     return 0;
 }
 
@@ -1125,9 +1135,11 @@ static int cons_settle(struct queue_consumer *c, uint64_t tag, enum queue_dispos
 {
     switch (d) {
     case QUEUE_ACK:
+        if (c->ack_count == 0)
+            c->ack_first_ms = tx_time_mono_ms();
         c->ack_tag = tag;
         c->ack_count++;
-        return c->ack_count >= c->ack_every ? cons_flush_acks(c, err) : 0;
+        return c->ack_count >= c->ack_every && !c->draining ? cons_flush_acks(c, err) : 0;
     case QUEUE_REJECT:
         return cons_nack(c, tag, false, err);
     case QUEUE_RETRY:
@@ -1143,6 +1155,7 @@ static int cons_delivered(struct queue_consumer *c, struct tx_err *err)
     struct held *h = in->h;
     int rc = 0;
 
+    c->unsettled++;
     if (h == NULL) { /* above max_body: dead-letter it without handing it over */
         struct tx_err e;
 
@@ -1418,9 +1431,12 @@ static int cons_dispatch(struct queue_consumer *c, struct run *r, struct tx_err 
     for (size_t i = 0; i < k; i++)
         free(r->batch_held[i]);
     if (rc == 0 && acks > 0) {
+        if (c->ack_count == 0)
+            c->ack_first_ms = tx_time_mono_ms();
         c->ack_tag = ack_tag;
         c->ack_count += (unsigned) acks;
-        rc = cons_flush_acks(c, err);
+        if (!c->draining)
+            rc = cons_flush_acks(c, err);
     }
     return rc;
 }
@@ -1444,19 +1460,64 @@ static int cons_step(struct queue_consumer *c, struct run *r, struct tx_err *err
         if (due < deadline)
             deadline = due;
     }
-    rc = cons_flush_acks(c, err); /* before waiting: let the broker send more */
-    if (rc != 0)
-        return rc;
+    if (c->ack_count > 0) {
+        /* Group acks (each basic.ack is a Raft command in a quorum queue): take deliveries
+         * arriving within ACK_LINGER_MS of the oldest pending ack first; flush before waiting
+         * longer, so the broker's prefetch window reopens. */
+        int64_t linger = c->ack_first_ms + ACK_LINGER_MS;
+
+        rc = cons_read(c, linger < deadline ? linger : deadline, err);
+        if (rc != 0 || c->head != NULL)
+            return rc;
+        rc = cons_flush_acks(c, err);
+        if (rc != 0)
+            return rc;
+    }
     return cons_read(c, deadline, err);
 }
 
-/* Graceful stop while connected: cancel, finish what is in hand, ack, round trip, close. */
+/*
+ * Stop, first part: take in what the broker has in flight to us without giving it new credit.
+ * A quorum queue hands up to prefetch messages to the consumer ahead of time; cancelling while
+ * they are on their way makes the broker return them with x-delivery-count incremented (toward
+ * the delivery limit) although nobody handled them. So acks are withheld until the prefetch is
+ * used up (the broker cannot send more) or nothing arrived for DRAIN_QUIET_MS, and everything
+ * received is handled meanwhile.
+ */
+static int cons_drain(struct queue_consumer *c, struct run *r, struct tx_err *err)
+{
+    int64_t quiet = tx_time_mono_ms() + DRAIN_QUIET_MS;
+    int64_t hard = tx_time_mono_ms() + c->c.connect_timeout_ms;
+    int rc = 0;
+
+    c->draining = true;
+    for (;;) {
+        size_t before;
+        int64_t until = quiet < hard ? quiet : hard;
+
+        while (rc == 0 && c->head != NULL)
+            rc = cons_dispatch(c, r, err);
+        if (rc != 0 || c->unsettled >= c->prefetch || tx_time_mono_ms() >= until)
+            return rc;
+        before = c->unsettled;
+        rc = cons_read(c, until, err);
+        if (rc != 0)
+            return rc;
+        if (c->unsettled != before)
+            quiet = tx_time_mono_ms() + DRAIN_QUIET_MS;
+    }
+}
+
+/* Graceful stop while connected: drain, cancel, finish what is in hand, ack, round trip, close. */
 static int cons_finish(struct queue_consumer *c, struct run *r, struct tx_err *err)
 {
     amqp_frame_t f;
     int64_t deadline;
     int rc;
 
+    rc = cons_drain(c, r, err);
+    if (rc != 0)
+        return rc;
     (void) amqp_basic_cancel(c->c.st, CHANNEL, amqp_cstring_bytes(c->consumer_tag));
     rc = rpc_result(&c->c, amqp_get_rpc_reply(c->c.st), "basic.cancel", err);
     if (rc != 0)
@@ -1517,6 +1578,8 @@ static int cons_loop(struct queue_consumer *c, struct run *r, const volatile sig
             }
             c->attempts = 0;
             c->backoff_ms = 0;
+            c->unsettled = 0;
+            c->draining = false;
             c->ack_every = c->prefetch / 2 > 0 ? c->prefetch / 2 : 1;
             atomic_store(&c->connected, 1);
             emit(c, QUEUE_EVENT_CONNECTED, NULL, 0, count);

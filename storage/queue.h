@@ -216,15 +216,21 @@ void queue_consumer_set_event_fn(struct queue_consumer *c, queue_event_fn fn, vo
  * Runs the consumer loop until *stop becomes non-zero (e.g. set by a SIGTERM handler). Connects
  * with heartbeats, passive-declares the queue (it must exist), sets basic.qos prefetch and
  * consumes with manual acks, calling fn for each delivery in order and settling it as fn says.
- * Acks are grouped (basic.ack multiple) and sent when half the prefetch is pending or before
- * waiting for input. On a lost connection or channel, deliveries in hand and pending acks are
+ * Acks are grouped (basic.ack multiple; each ack is a Raft command in a quorum queue) and sent
+ * when half the prefetch is pending, or when no delivery arrived within 10 ms of the oldest
+ * pending ack. On a lost connection or channel, deliveries in hand and pending acks are
  * dropped (the broker redelivers those messages; nothing is acked twice) and the loop reconnects
  * with back-off (100 ms doubling to 5 s, jittered), reporting through the event callback; failed
  * connects (broker down, queue missing, access refused) are retried the same way.
  *
- * Graceful stop: basic.cancel (synchronous), then every delivery already received is handled
- * and settled, the acks are flushed and confirmed by a synchronous round trip, and the channel
- * and connection are closed. *stop is checked between deliveries and at least every 200 ms.
+ * Graceful stop: acks are withheld while the deliveries the broker already has in flight are
+ * taken in and handled (until the prefetch is used up, or nothing arrived for 100 ms): a quorum
+ * queue returns in-flight messages of a cancelled consumer with x-delivery-count incremented,
+ * which would bring them closer to the delivery limit unhandled. Then basic.cancel
+ * (synchronous), every delivery received is handled and settled, the acks are flushed and
+ * confirmed by a synchronous round trip (queue.declare passive), and the connection is closed.
+ * So a stop can hand up to prefetch more deliveries to fn after *stop was set. *stop is checked
+ * between deliveries and at least every 200 ms; QUEUE_EVENT_STOPPED reports the end.
  *
  * Returns 0 after a stop, TX_EINVAL for bad arguments. Not thread-safe: one run at a time per
  * consumer; handlers run in the calling thread.
