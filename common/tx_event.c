@@ -74,6 +74,14 @@ int tx_event_encode_tx(const struct tx_event_head *h, const struct tx_record *re
         rc = put_str(out, "object", h->object);
     if (rc == 0)
         rc = put_time(out, "received_at", h->received_ms);
+    if (rc == 0 && h->records > 0)
+        rc = tx_buf_printf(out, ",\"records\":%zu", h->records);
+    if (rc == 0 && h->sha256 != NULL)
+        rc = put_str(out, "sha256", h->sha256);
+    if (rc == 0 && h->sha256 != NULL && h->idempotency_key == NULL)
+        rc = tx_buf_puts(out, ",\"idempotency_key\":null");
+    else if (rc == 0 && h->idempotency_key != NULL)
+        rc = put_str(out, "idempotency_key", h->idempotency_key);
     if (rc == 0)
         rc = tx_buf_puts(out, ",\"transaction\":");
     if (rc == 0)
@@ -188,6 +196,7 @@ static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event 
     const char *s;
     json_t *index;
     json_t *txn;
+    json_t *v;
     struct tx_time t;
     struct tx_err terr;
     struct tx_violation viol;
@@ -226,6 +235,17 @@ static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event 
     if (tx_time_parse(s, strlen(s), &t, &terr) != 0)
         return tx_err_set(err, TX_EINVAL, "received_at: %s", terr.msg);
     ev->head.received_ms = tx_time_to_ms(&t);
+
+    /* Optional facts about the whole upload. */
+    v = json_object_get(root, "records");
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        ev->head.records = (size_t) json_integer_value(v);
+    v = json_object_get(root, "sha256");
+    if (json_is_string(v) && json_string_length(v) == 64)
+        ev->head.sha256 = json_string_value(v);
+    v = json_object_get(root, "idempotency_key");
+    if (json_is_string(v) && json_string_length(v) <= 200)
+        ev->head.idempotency_key = json_string_value(v);
 
     txn = json_object_get(root, "transaction");
     if (txn == NULL)

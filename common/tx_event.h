@@ -42,6 +42,10 @@ struct tx_event_head {
     size_t index;
     const char *object;  /* object key in the bucket */
     int64_t received_ms; /* when the gateway accepted the upload */
+    /* About the whole upload (optional: 0 / NULL when unknown). */
+    size_t records;              /* records in the upload */
+    const char *sha256;          /* hex SHA-256 of the stored bytes */
+    const char *idempotency_key; /* the upload's Idempotency-Key, NULL for none */
 };
 
 /* A decoded event. Strings are owned by the event and live until tx_event_destroy. */

@@ -342,6 +342,50 @@ size_t tx_record_from_json(json_t *obj, size_t index, unsigned line, struct tx_r
 
 /* ---- parsing ------------------------------------------------------------------------------- */
 
+/*
+ * Refuses nesting deeper than TX_JSON_MAX_DEPTH before jansson sees the text: its parser recurses
+ * once per level (about 90 bytes of stack each), and the gateway's CivetWeb worker threads have
+ * 100 KiB stacks. Brackets inside strings do not count.
+ */
+static int depth_check(const char *buf, size_t len, struct tx_err *err)
+{
+    size_t depth = 0;
+    size_t i;
+    int in_str = 0;
+
+    for (i = 0; i < len; i++) {
+        char c = buf[i];
+
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        }
+        else if (c == '"') {
+            in_str = 1;
+        }
+        else if (c == '[' || c == '{') {
+            if (++depth > TX_JSON_MAX_DEPTH) {
+                struct cursor cur;
+
+                cursor_init(&cur, buf);
+                cursor_advance(&cur, i);
+                if (err != NULL) {
+                    tx_err_set(err, TX_ESYNTAX, "nesting deeper than %d levels", TX_JSON_MAX_DEPTH);
+                    err->line = cur.line;
+                    err->col = cur.col;
+                }
+                return TX_ESYNTAX;
+            }
+        }
+        else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 int tx_json_load(const char *buf, size_t len, json_t **out, struct tx_err *err)
 {
     const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
@@ -349,6 +393,8 @@ int tx_json_load(const char *buf, size_t len, json_t **out, struct tx_err *err)
     json_t *v;
 
     *out = NULL;
+    if (depth_check(buf, len, err) != 0)
+        return TX_ESYNTAX;
     v = json_loadb(buf, len, flags, &je);
     if (v == NULL && json_error_code(&je) == json_error_numeric_overflow)
         v = json_loadb(buf, len, flags | JSON_DECODE_INT_AS_REAL, &je);
@@ -661,6 +707,9 @@ int tx_batch_parse(const char *buf, size_t len, enum tx_format fmt,
     st.len = len;
     st.lim = lim;
     st.l.max = lim->max_violations;
+    rc = depth_check(buf, len, err);
+    if (rc != 0)
+        goto out;
     if (fmt == TX_FORMAT_AUTO)
         fmt = detect_format(buf, len);
     b->format = fmt;

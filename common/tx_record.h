@@ -18,6 +18,9 @@ enum tx_format {
     TX_FORMAT_NDJSON,   /* application/x-ndjson: one record per non-blank line */
 };
 
+/* Deepest nesting of arrays and objects accepted in any JSON the library parses. */
+#define TX_JSON_MAX_DEPTH 128
+
 /* Field limits of §3, in Unicode code points. */
 #define TX_ID_MAX       64
 #define TX_CLIENTE_MAX  200

@@ -37,6 +37,8 @@ const char *gw_status_text(int status)
         return "Too Many Requests";
     case 500:
         return "Internal Server Error";
+    case 505:
+        return "HTTP Version Not Supported";
     case 503:
         return "Service Unavailable";
     default:
@@ -59,7 +61,8 @@ int gw_send(struct mg_connection *c, int status, const char *content_type, const
     for (i = 0; extra != NULL && extra[i] != NULL; i++)
         mg_response_header_add_lines(c, extra[i]);
     mg_response_header_send(c);
-    if (len > 0)
+    /* HEAD gets the headers of the GET answer (Content-Length included) and no body. */
+    if (len > 0 && strcmp(mg_get_request_info(c)->request_method, "HEAD") != 0)
         mg_write(c, body, len);
     return status;
 }

@@ -114,6 +114,11 @@ static int start(struct gw *gw, struct tx_err *err)
     if (strcmp(gw->cfg.auth_mode, "apikey") != 0 && strcmp(gw->cfg.auth_mode, "none") != 0)
         return tx_err_set(err, TX_EINVAL, "TX_AUTH must be apikey or none, not \"%s\"",
                           gw->cfg.auth_mode);
+    if (gw->cfg.max_inflight_bytes < gw->cfg.max_upload)
+        return tx_err_set(
+            err, TX_EINVAL,
+            "TX_MAX_INFLIGHT_BYTES (%lld) must be at least TX_MAX_UPLOAD_BYTES (%lld)",
+            gw->cfg.max_inflight_bytes, gw->cfg.max_upload);
     gw->auth = gw_auth_create(gw->cfg.api_keys, err);
     if (gw->auth == NULL)
         return TX_EINVAL;

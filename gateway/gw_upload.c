@@ -203,14 +203,11 @@ static int admit(struct upload *u, long long expect_bytes)
 }
 
 /* Reads the whole body under the limit; a short or stalled body is 408, never a half upload. */
-static int read_body(struct upload *u, long long clen, bool chunked)
+static int read_loop(struct upload *u, char *chunk, size_t chunk_len, long long clen, bool chunked,
+                     long long max)
 {
-    char chunk[65536];
-    long long max = u->gw->cfg.max_upload;
-
-    tx_buf_init(&u->body, (size_t) max);
     for (;;) {
-        int n = mg_read(u->c, chunk, sizeof(chunk));
+        int n = mg_read(u->c, chunk, chunk_len);
 
         if (n < 0) {
             mg_disable_connection_keep_alive(u->c);
@@ -245,6 +242,25 @@ static int read_body(struct upload *u, long long clen, bool chunked)
     u->data = u->body.data != NULL ? u->body.data : "";
     u->len = u->body.len;
     return 0;
+}
+
+static int read_body(struct upload *u, long long clen, bool chunked)
+{
+    /* On the heap: CivetWeb's worker threads have 100 KiB stacks. */
+    enum {
+        CHUNK = 65536
+    };
+    char *chunk = NULL;
+    long long max = u->gw->cfg.max_upload;
+    int rc = 0;
+
+    tx_buf_init(&u->body, (size_t) max);
+    chunk = malloc(CHUNK);
+    if (chunk == NULL)
+        return unavailable(u, "txgateway", &(struct tx_err){ .msg = "out of memory" });
+    rc = read_loop(u, chunk, CHUNK, clen, chunked, max);
+    free(chunk);
+    return rc;
 }
 
 static int take_file_part(struct upload *u, const char *boundary)
@@ -364,8 +380,10 @@ static int idem_lookup(struct upload *u, bool *replayed)
     u->received_ms = (int64_t) json_integer_value(json_object_get(root, "received_ms"));
     if (json_is_string(json_object_get(root, "answer"))) {
         const char *ans = json_string_value(json_object_get(root, "answer"));
-        const char *hdrs[] = { "Idempotent-Replayed: true", NULL };
+        char loc[96];
+        const char *hdrs[] = { "Idempotent-Replayed: true", loc, NULL };
 
+        snprintf(loc, sizeof(loc), "Location: /api/v1/uploads/%s", u->upload_id);
         *replayed = true;
         rc = gw_send(u->c, 202, "application/json", ans, strlen(ans), hdrs);
         goto out;
@@ -385,8 +403,7 @@ static int idem_lock(struct upload *u)
     int rc;
 
     snprintf(key, sizeof(key), "tx:idem:lock:%s", u->idem_key);
-    rc = cache_set_nx(u->slot->cache, key, u->upload_id, strlen(u->upload_id), ttl, NULL, NULL,
-                      &err);
+    rc = cache_set_nx(u->slot->cache, key, "1", 1, ttl, NULL, NULL, &err);
     if (rc == TX_EEXIST) {
         char ra[48];
         const char *hdrs[] = { ra, NULL };
@@ -566,7 +583,10 @@ static int publish_events(struct upload *u)
     struct tx_batch *b = u->batch;
     struct tx_event_head h = { .upload_id = u->upload_id,
                                .object = u->object,
-                               .received_ms = u->received_ms };
+                               .received_ms = u->received_ms,
+                               .records = u->batch->nrecords,
+                               .sha256 = u->sha256,
+                               .idempotency_key = u->has_idem ? u->idem_key : NULL };
     size_t *offs = NULL;
     size_t i;
     struct tx_err err = { 0 };
@@ -689,7 +709,11 @@ static int process(struct upload *u)
             return unavailable(u, gw_slot_failed_dep(rc), &err);
     }
     if (u->has_idem) {
-        rc = idem_lookup(u, &replayed);
+        /* Lock first, then look: a request that finds the key pending while holding the lock
+         * knows no other request is still working on it. */
+        rc = idem_lock(u);
+        if (rc == 0)
+            rc = idem_lookup(u, &replayed);
         if (rc != 0 || replayed)
             return rc != 0 ? rc : 202;
     }
@@ -702,8 +726,7 @@ static int process(struct upload *u)
     if (u->has_idem) {
         struct tx_err err = { 0 };
 
-        rc = idem_lock(u);
-        if (rc == 0 && idem_store(u, NULL, &err) != 0)
+        if (idem_store(u, NULL, &err) != 0)
             rc = unavailable(u, "redis", &err);
     }
     if (rc == 0)
@@ -792,6 +815,7 @@ static int replay(struct upload *u, const char *id)
         return unavailable(u, "s3", &err);
     u->data = u->stored;
     u->len = len;
+    tx_sha256_hex(u->data, u->len, u->sha256);
     u->format = TX_FORMAT_AUTO;
     rc = tx_batch_parse(u->data, u->len, u->format, NULL, &u->batch, &err);
     if (rc != 0)

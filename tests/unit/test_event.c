@@ -91,7 +91,7 @@ static void new_upload_id(char uid[TX_UUID_STR_LEN + 1])
 static char *encode_tx(const char *uid, size_t index, const struct tx_record *rec,
                        const struct tx_verdict *v)
 {
-    struct tx_event_head h;
+    struct tx_event_head h = { 0 };
     struct tx_buf out;
     char object[128];
     int rc;
@@ -426,7 +426,7 @@ static void test_scored_nonfinite_score(void **state)
      * refuses it or what it writes decodes */
     static const double bad[] = { NAN, INFINITY, -INFINITY };
     struct tx_batch *b = seed_batch("Dados.json");
-    struct tx_event_head h;
+    struct tx_event_head h = { 0 };
     struct tx_verdict v;
     char uid[TX_UUID_STR_LEN + 1];
     size_t i;
@@ -530,7 +530,7 @@ static void test_encode_limit(void **state)
 {
     struct tx_batch *b = seed_batch("Dados.json");
     char uid[TX_UUID_STR_LEN + 1];
-    struct tx_event_head h;
+    struct tx_event_head h = { 0 };
     struct tx_buf out;
 
     (void) state;
@@ -826,9 +826,48 @@ static void test_decode_tx_rejections(void **state)
     tx_batch_destroy(b);
 }
 
+/* The optional facts about the whole upload survive a round trip and are absent when unset. */
+static void test_upload_facts_round_trip(void **state)
+{
+    struct tx_batch *b = seed_batch("Dados.json");
+    struct tx_event_head h = { 0 };
+    struct tx_event *ev = NULL;
+    struct tx_buf out;
+    char uid[TX_UUID_STR_LEN + 1];
+    char object[128];
+    char sha[TX_SHA256_HEX_LEN + 1];
+
+    (void) state;
+    new_upload_id(uid);
+    snprintf(object, sizeof(object), "raw/2024/03/11/%s.json", uid);
+    tx_sha256_hex("x", 1, sha);
+    h.upload_id = uid;
+    h.object = object;
+    h.received_ms = RECEIVED_MS;
+    h.records = 7;
+    h.sha256 = sha;
+    tx_buf_init(&out, BUF_MAX);
+    assert_int_equal(tx_event_encode_tx(&h, &b->records[0], NULL, &out), 0);
+    assert_non_null(strstr(out.data, "\"idempotency_key\":null"));
+    ev = decode_ok(out.data);
+    assert_int_equal(ev->head.records, 7);
+    assert_string_equal(ev->head.sha256, sha);
+    assert_null(ev->head.idempotency_key);
+    tx_event_destroy(ev);
+    tx_buf_reset(&out);
+    h.idempotency_key = "sha256:abc";
+    assert_int_equal(tx_event_encode_tx(&h, &b->records[0], NULL, &out), 0);
+    ev = decode_ok(out.data);
+    assert_string_equal(ev->head.idempotency_key, "sha256:abc");
+    tx_event_destroy(ev);
+    tx_buf_cleanup(&out);
+    tx_batch_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_upload_facts_round_trip),
         cmocka_unit_test(test_received_round_trip),
         cmocka_unit_test(test_scored_round_trip),
         cmocka_unit_test(test_scored_score_precision),
