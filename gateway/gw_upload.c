@@ -50,6 +50,7 @@ struct upload {
     size_t len;
     enum tx_format format;
     char idem_key[IDEM_KEY_MAX + 1];
+    char key_name[GW_AUTH_NAME_MAX + 1]; /* the API key's name: scopes Idempotency-Keys */
     bool has_idem;
     bool idem_locked;
     char sha256[TX_SHA256_HEX_LEN + 1];
@@ -90,25 +91,66 @@ static int unavailable(struct upload *u, const char *dep, const struct tx_err *e
 
 /* ---- request checks ------------------------------------------------------------------------ */
 
-static int check_auth(struct upload *u)
+static int unauthorized(struct upload *u, const char *title, const char *detail)
+{
+    return gw_send_problem(u->c, 401, "unauthorized", title, detail, NULL,
+                           (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer", NULL });
+}
+
+/* Checks a presented key and remembers its name (idempotency keys are scoped by it). */
+static int check_key(struct upload *u, const char *key, size_t len)
+{
+    const char *name = gw_auth_check(u->gw->auth, key, len);
+
+    if (name == NULL)
+        return unauthorized(u, "Invalid API key", "the API key is not valid");
+    snprintf(u->key_name, sizeof(u->key_name), "%s", name);
+    return 0;
+}
+
+/*
+ * The API key comes from a header; a multipart form without one may carry it in a field named
+ * api_key (a plain HTML form cannot set headers): then *deferred is set and the field is checked
+ * once the body is read.
+ */
+static int check_auth(struct upload *u, bool multipart, bool *deferred)
 {
     const char *key;
     size_t len;
 
-    if (strcmp(u->gw->cfg.auth_mode, "none") == 0)
+    *deferred = false;
+    if (strcmp(u->gw->cfg.auth_mode, "none") == 0) {
+        snprintf(u->key_name, sizeof(u->key_name), "anonymous");
         return 0;
+    }
     if (gw_auth_extract(mg_get_header(u->c, "Authorization"), mg_get_header(u->c, "X-API-Key"),
-                        &key, &len) != 0)
-        return gw_send_problem(u->c, 401, "unauthorized", "API key required",
-                               "send the API key as \"Authorization: Bearer <key>\" or "
-                               "\"X-API-Key: <key>\"",
-                               NULL,
-                               (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer", NULL });
-    if (gw_auth_check(u->gw->auth, key, len) == NULL)
-        return gw_send_problem(u->c, 401, "unauthorized", "Invalid API key",
-                               "the API key is not valid", NULL,
-                               (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer", NULL });
-    return 0;
+                        &key, &len) == 0)
+        return check_key(u, key, len);
+    if (multipart) {
+        *deferred = true;
+        return 0;
+    }
+    return unauthorized(u, "API key required",
+                        "send the API key as \"Authorization: Bearer <key>\" or \"X-API-Key: "
+                        "<key>\" (or as the form field api_key of a multipart upload)");
+}
+
+/* The api_key field of a multipart body (never logged). */
+static int check_form_key(struct upload *u, const char *boundary)
+{
+    struct gw_part part;
+    struct tx_err err = { 0 };
+    size_t len;
+
+    if (gw_multipart_find(u->data, u->len, boundary, "api_key", &part, &err) != 0)
+        return unauthorized(u, "API key required",
+                            "send the API key as \"Authorization: Bearer <key>\", \"X-API-Key: "
+                            "<key>\" or the form field api_key");
+    len = part.len;
+    while (len > 0 &&
+           (part.data[len - 1] == '\r' || part.data[len - 1] == '\n' || part.data[len - 1] == ' '))
+        len--;
+    return check_key(u, part.data, len);
 }
 
 /* Content type => format; multipart bodies get their boundary. 0 or an answered status. */
@@ -342,12 +384,12 @@ static int parse_records(struct upload *u)
 /* ---- idempotency --------------------------------------------------------------------------- */
 
 /*
- * tx:idem:<key> holds {"sha256","upload_id","received_ms","state":"pending"|"done","answer"}.
- * tx:idem:lock:<key> (short TTL) is held while one request works on the key.
+ * tx:idem:<api key name>:<key> holds {"sha256","upload_id","received_ms","answer"} ("answer" once
+ * done). tx:idem:lock:<api key name>:<key> (short TTL) is held while one request works on it.
  */
 static int idem_lookup(struct upload *u, bool *replayed)
 {
-    char key[IDEM_KEY_MAX + 16];
+    char key[IDEM_KEY_MAX + GW_AUTH_NAME_MAX + 16];
     char *val = NULL;
     size_t len = 0;
     json_t *root = NULL;
@@ -355,7 +397,7 @@ static int idem_lookup(struct upload *u, bool *replayed)
     int rc;
 
     *replayed = false;
-    snprintf(key, sizeof(key), "tx:idem:%s", u->idem_key);
+    snprintf(key, sizeof(key), "tx:idem:%s:%s", u->key_name, u->idem_key);
     rc = cache_get(u->slot->cache, key, &val, &len, NULL, &err);
     if (rc == TX_ENOTFOUND)
         return 0;
@@ -397,12 +439,12 @@ out:
 
 static int idem_lock(struct upload *u)
 {
-    char key[IDEM_KEY_MAX + 24];
+    char key[IDEM_KEY_MAX + GW_AUTH_NAME_MAX + 24];
     struct tx_err err = { 0 };
     int ttl = (int) ((u->gw->cfg.dep_timeout_ms * 3 + u->gw->cfg.confirm_timeout_ms) / 1000 + 5);
     int rc;
 
-    snprintf(key, sizeof(key), "tx:idem:lock:%s", u->idem_key);
+    snprintf(key, sizeof(key), "tx:idem:lock:%s:%s", u->key_name, u->idem_key);
     rc = cache_set_nx(u->slot->cache, key, "1", 1, ttl, NULL, NULL, &err);
     if (rc == TX_EEXIST) {
         char ra[48];
@@ -422,22 +464,22 @@ static int idem_lock(struct upload *u)
 
 static void idem_unlock(struct upload *u)
 {
-    char key[IDEM_KEY_MAX + 24];
+    char key[IDEM_KEY_MAX + GW_AUTH_NAME_MAX + 24];
 
     if (!u->idem_locked || u->slot == NULL)
         return;
-    snprintf(key, sizeof(key), "tx:idem:lock:%s", u->idem_key);
+    snprintf(key, sizeof(key), "tx:idem:lock:%s:%s", u->key_name, u->idem_key);
     cache_del(u->slot->cache, key, NULL);
     u->idem_locked = false;
 }
 
 static int idem_store(struct upload *u, const char *answer, struct tx_err *err)
 {
-    char key[IDEM_KEY_MAX + 16];
+    char key[IDEM_KEY_MAX + GW_AUTH_NAME_MAX + 16];
     struct tx_buf v;
     int rc;
 
-    snprintf(key, sizeof(key), "tx:idem:%s", u->idem_key);
+    snprintf(key, sizeof(key), "tx:idem:%s:%s", u->key_name, u->idem_key);
     tx_buf_init(&v, 1u << 16);
     rc = tx_buf_printf(&v, "{\"sha256\":\"%s\",\"upload_id\":\"%s\",\"received_ms\":%lld",
                        u->sha256, u->upload_id, (long long) u->received_ms);
@@ -665,12 +707,13 @@ static int process(struct upload *u)
     long long clen = ri->content_length;
     char boundary[GW_BOUNDARY_MAX + 1];
     bool multipart;
+    bool form_key;
     bool replayed;
     int rc;
 
-    rc = check_auth(u);
+    rc = check_content_type(u, boundary, sizeof(boundary), &multipart);
     if (rc == 0)
-        rc = check_content_type(u, boundary, sizeof(boundary), &multipart);
+        rc = check_auth(u, multipart, &form_key);
     if (rc == 0)
         rc = check_idem_key(u);
     if (rc != 0)
@@ -690,6 +733,8 @@ static int process(struct upload *u)
     rc = admit(u, clen >= 0 ? clen : u->gw->cfg.max_upload);
     if (rc == 0)
         rc = read_body(u, clen, chunked);
+    if (rc == 0 && form_key)
+        rc = check_form_key(u, boundary);
     if (rc == 0 && multipart)
         rc = take_file_part(u, boundary);
     if (rc == 0)

@@ -69,7 +69,12 @@ nginx_config() {
     local dir=$APPS_DIR/nginx max_body
     mkdir -p "$dir/temp" "$dir/logs"
     max_body=${TX_MAX_UPLOAD_BYTES:-10m}
+    # The form's admin links: in the local run only RabbitMQ's UI and maildev exist.
+    cat >"$dir/config.json" <<JSON
+{"links":[{"name":"RabbitMQ management","port":${TX_RABBIT_MGMT_PORT:-15672},"path":"/"},{"name":"maildev (e-mail)","port":${TX_MAIL_API_PORT:-1080},"path":"/"}]}
+JSON
     sed -e "s|@LISTEN@|$NGINX_LISTEN|" \
+        -e "s|^    location / {|    location = /config.json {\n        alias $dir/config.json;\n    }\n\n    location / {|" \
         -e "s|@GATEWAYS@|server $GATEWAY_LISTEN;|" \
         -e "s|@HTML_ROOT@|$REPO/nginx/html|" \
         -e "s|@MAX_BODY@|$max_body|" \
