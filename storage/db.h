@@ -78,6 +78,23 @@ int db_ping(struct db_conn *c, struct tx_err *err);
 int db_query_text(struct db_conn *c, const char *sql, const char *const *params, int nparams,
                   char **out, size_t *len, struct tx_err *err);
 
+/* Limits of db_query_text_prepared: statements per session, bytes of a name. */
+#define DB_PREPARED_MAX      16
+#define DB_PREPARED_NAME_MAX 63
+
+/**
+ * As db_query_text, but sql is prepared (parsed and planned) as the named statement name (1-63
+ * bytes) the first time it is used in a session and run by name afterwards, which saves the
+ * server's parse and plan on every later call. The same name must always come with the same
+ * sql. A reconnect starts a new session, where the statement is prepared again; at most
+ * DB_PREPARED_MAX names per connection (TX_EINVAL beyond). Errors as db_query_text; a failed
+ * prepare is retried on the next call. The plan follows PostgreSQL's plan cache rules (a
+ * statement without parameters keeps its generic plan; schema changes replan it).
+ */
+int db_query_text_prepared(struct db_conn *c, const char *name, const char *sql,
+                           const char *const *params, int nparams, char **out, size_t *len,
+                           struct tx_err *err);
+
 /**
  * Runs one parameterised statement (as db_query_text) and discards any rows. With nparams == 0
  * it is sent as a simple query, so sql may also hold several statements separated by ';'
@@ -86,6 +103,32 @@ int db_query_text(struct db_conn *c, const char *sql, const char *const *params,
  */
 int db_exec(struct db_conn *c, const char *sql, const char *const *params, int nparams,
             struct tx_err *err);
+
+/**
+ * Bulk load: runs sql as a simple query (one or more statements separated by ';', the last one
+ * "COPY ... FROM STDIN", e.g. "BEGIN; CREATE TEMP TABLE IF NOT EXISTS t (...); COPY t FROM
+ * STDIN") and streams len bytes of data as that COPY's input, in the format the COPY statement
+ * names (text by default: the caller escapes backslash, tab, newline and carriage return, writes
+ * \N for NULL and ends each row with a newline). The whole call runs under the query deadline of
+ * db_exec. *rows (may be NULL) receives the number of rows copied (0 on failure).
+ *
+ * Errors as db_exec; a single bad row fails the whole COPY, typically with TX_EIO and an SQLSTATE
+ * of class 22 (invalid input syntax, value out of range, invalid byte sequence: see
+ * db_conn_last_sqlstate) or TX_EREJECT for a constraint of the target table. TX_EINVAL when
+ * data is NULL with len > 0, or when the statements did not start a COPY FROM STDIN (the ones
+ * before it did run). A second COPY in sql is refused with an error from the server. Not
+ * thread-safe (one thread per connection); transactions are the caller's, as with db_exec.
+ */
+int db_copy_in(struct db_conn *c, const char *sql, const void *data, size_t len, long long *rows,
+               struct tx_err *err);
+
+/**
+ * The SQLSTATE ("23514", "22P02") of the server error that made the last call on c fail, or ""
+ * when that call succeeded or failed without a server error (connection, deadline, libpq). Valid
+ * until the next call on c. Lets a caller tell a row's bad data (class 22, mapped to TX_EIO)
+ * from other TX_EIO errors. c NULL gives "".
+ */
+const char *db_conn_last_sqlstate(const struct db_conn *c);
 
 /**
  * Applies the migrations in dir: every file named NNN_<name>.sql (NNN three digits, the version),

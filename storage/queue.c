@@ -1054,6 +1054,7 @@ struct queue_consumer {
     int64_t ack_first_ms; /* when the oldest pending ack was decided */
     unsigned unsettled;   /* received on this channel, not yet acked or nacked to the broker */
     bool draining;        /* stopping: acks are withheld so the broker sends nothing new */
+    bool drain_retried;   /* a handler asked for a retry while draining: stop draining now */
     long backoff_ms;
     unsigned attempts;
     uint64_t rng;
@@ -1144,6 +1145,10 @@ static int cons_settle(struct queue_consumer *c, uint64_t tag, enum queue_dispos
         return cons_nack(c, tag, false, err);
     case QUEUE_RETRY:
     default: /* an unknown answer: keep the message */
+        /* While draining, a requeue frees credit and the broker would send the message straight
+         * back (counting toward the delivery limit): cancel instead of reading more. */
+        if (c->draining)
+            c->drain_retried = true;
         return cons_nack(c, tag, true, err);
     }
 }
@@ -1491,13 +1496,15 @@ static int cons_drain(struct queue_consumer *c, struct run *r, struct tx_err *er
     int rc = 0;
 
     c->draining = true;
+    c->drain_retried = false;
     for (;;) {
         size_t before;
         int64_t until = quiet < hard ? quiet : hard;
 
         while (rc == 0 && c->head != NULL)
             rc = cons_dispatch(c, r, err);
-        if (rc != 0 || c->unsettled >= c->prefetch || tx_time_mono_ms() >= until)
+        if (rc != 0 || c->drain_retried || c->unsettled >= c->prefetch ||
+            tx_time_mono_ms() >= until)
             return rc;
         before = c->unsettled;
         rc = cons_read(c, until, err);

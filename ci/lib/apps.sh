@@ -6,7 +6,7 @@ APPS_DIR=$TX_STATE_DIR/apps
 APPS_RUN=$APPS_DIR/run
 APPS_LOG=$APPS_DIR/logs
 BUILD_DIR=${TX_BUILD_DIR:-$REPO/build}
-NGINX_LISTEN=${TX_NGINX_LISTEN:-127.0.0.1:8080}
+NGINX_LISTEN=${TX_NGINX_LISTEN:-127.0.0.1:${TX_NGINX_PORT:-8080}}
 GATEWAY_LISTEN=127.0.0.1:${TX_GATEWAY_PORT:-8000}
 
 # Start order; ci/down stops them in reverse.
@@ -37,6 +37,7 @@ app_env() {
     case $1 in
     txfraud)
         echo "TX_AMQP_URL=$TX_AMQP_URL_FRAUD"
+        echo "TX_REDIS_URL=$TX_REDIS_URL"
         echo "TX_FRAUD_RULES=$REPO/volumes/fraud/rules.json"
         echo "TX_HEALTH_LISTEN=127.0.0.1:${TX_FRAUD_HEALTH_PORT:-9101}"
         ;;
@@ -47,6 +48,7 @@ app_env() {
         ;;
     txpersist)
         echo "TX_AMQP_URL=$TX_AMQP_URL_PERSIST"
+        echo "TX_PG_DSN=$TX_PG_DSN"
         echo "TX_HEALTH_LISTEN=127.0.0.1:${TX_PERSIST_HEALTH_PORT:-9103}"
         ;;
     txgateway)
