@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define C(key, type, def, min, max, field, flags, desc)                                            \
-    { key, type, def, min, max, offsetof(struct cons_config, field), flags, desc }
+#define C(key, type, def, min, max, field, flags, desc)                            \
+    {                                                                              \
+        key, type, def, min, max, offsetof(struct cons_config, field), flags, desc \
+    }
 
 static const struct tx_config_entry common_config[] = {
     C("TX_AMQP_URL", TX_CONFIG_STRING, NULL, 1, 300, amqp_url, TX_CONFIG_SECRET,
@@ -115,8 +117,8 @@ static void on_queue_event(void *ctx, const struct queue_event *ev)
         tx_log_error(TX_KV("queue", r->queue), "delivery dead-lettered: %s", why);
         break;
     case QUEUE_EVENT_STOPPED:
-        tx_log_info(TX_KV("queue", r->queue), "consumer stopped%s%s",
-                    why[0] != '\0' ? ": " : "", why);
+        tx_log_info(TX_KV("queue", r->queue), "consumer stopped%s%s", why[0] != '\0' ? ": " : "",
+                    why);
         break;
     }
 }
@@ -166,12 +168,12 @@ static int register_metrics(struct runner *r, struct tx_err *err)
     char name[128];
     struct tx_metrics *m = r->cx.metrics;
 
-#define REG(field, suffix, help)                                                                   \
-    do {                                                                                           \
-        snprintf(name, sizeof(name), "%s_%s", r->spec->prog, suffix);                              \
-        r->field = tx_metrics_counter(m, name, help, err);                                         \
-        if (r->field == NULL)                                                                      \
-            return TX_EINVAL;                                                                      \
+#define REG(field, suffix, help)                                      \
+    do {                                                              \
+        snprintf(name, sizeof(name), "%s_%s", r->spec->prog, suffix); \
+        r->field = tx_metrics_counter(m, name, help, err);            \
+        if (r->field == NULL)                                         \
+            return TX_EINVAL;                                         \
     } while (0)
     REG(delivered, "delivered_total", "Deliveries received from the queue");
     REG(acked, "acked_total", "Deliveries acknowledged after their effect was durable");
@@ -218,8 +220,9 @@ int cons_main(int argc, char **argv, const struct cons_spec *spec)
     }
     app_loaded = spec->nconfig > 0;
     if (tx_log_level_parse(r.cfg.log_level, &lvl) != 0) {
-        fprintf(stderr, "%s: configuration error: TX_LOG_LEVEL must be debug, info, warn or "
-                        "error\n",
+        fprintf(stderr,
+                "%s: configuration error: TX_LOG_LEVEL must be debug, info, warn or "
+                "error\n",
                 spec->prog);
         rc = 2;
         goto out;
@@ -265,9 +268,9 @@ int cons_main(int argc, char **argv, const struct cons_spec *spec)
         fprintf(stderr, "%s: cannot start: %s\n", spec->prog, err.msg);
         goto out;
     }
-    r.health = tx_health_start(r.cfg.health_listen[0] != '\0' ? r.cfg.health_listen
-                                                              : spec->health_listen,
-                               r.cx.metrics, ready, &r, &err);
+    r.health =
+        tx_health_start(r.cfg.health_listen[0] != '\0' ? r.cfg.health_listen : spec->health_listen,
+                        r.cx.metrics, ready, &r, &err);
     if (r.health == NULL) {
         tx_log_error(TX_NOKV, "cannot start the health server: %s", err.msg);
         fprintf(stderr, "%s: cannot start the health server: %s\n", spec->prog, err.msg);

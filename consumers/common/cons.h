@@ -34,8 +34,8 @@ struct cons_config {
 struct cons_ctx {
     const char *prog;
     const struct cons_config *cfg;
-    struct tx_metrics *metrics;   /* register the daemon's own metrics in init */
-    struct queue_publisher *pub;  /* when spec->publishes; NULL otherwise */
+    struct tx_metrics *metrics;  /* register the daemon's own metrics in init */
+    struct queue_publisher *pub; /* when spec->publishes; NULL otherwise */
     const volatile sig_atomic_t *stop;
 };
 
@@ -45,7 +45,7 @@ struct cons_spec {
     const char *queue;         /* "tx.fraud" */
     const char *health_listen; /* default "127.0.0.1:9101" */
     long long default_prefetch;
-    bool publishes;            /* needs a confirmed publisher (ctx->pub) */
+    bool publishes; /* needs a confirmed publisher (ctx->pub) */
     /* The daemon's own settings: loaded into app_config before init. */
     const struct tx_config_entry *config;
     size_t nconfig;
