@@ -115,7 +115,10 @@ test('the page loads with its assets, admin links from config.json, and no error
     assert.deepEqual(external, []);
     await page.waitForSelector('#admin-nav:not([hidden]) a');
     const links = await page.$$eval('#admin-links a', (as) => as.map((a) => [a.textContent, a.getAttribute('href')]));
-    const cfg = JSON.parse(fs.readFileSync(path.join(REPO, 'nginx/html/config.json'), 'utf8'));
+    // The config.json the server actually serves (ci/up writes one for the local run).
+    const cfgRes = await fetch(`${BASE}/config.json`);
+    assert.equal(cfgRes.status, 200);
+    const cfg = await cfgRes.json();
     const host = new URL(BASE).hostname;
     assert.deepEqual(
         links,
