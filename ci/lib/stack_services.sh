@@ -77,8 +77,8 @@ SVC_STOP_SIGNAL_rabbitmq=TERM
 SVC_TIMEOUT_rabbitmq=90
 
 svc_rabbitmq_ports() {
-    printf '%s TX_AMQP_PORT\n%s TX_RABBIT_MGMT_PORT\n%s TX_RABBIT_DIST_PORT\n' \
-        "$AMQP_PORT" "$RABBIT_MGMT_PORT" "$RABBIT_DIST_PORT"
+    printf '%s TX_AMQP_PORT\n%s TX_RABBIT_MGMT_PORT\n%s TX_RABBIT_DIST_PORT\n%s TX_RABBIT_PROM_PORT\n' \
+        "$AMQP_PORT" "$RABBIT_MGMT_PORT" "$RABBIT_DIST_PORT" "$RABBIT_PROM_PORT"
 }
 
 # The environment of the broker and of its CLI tools, as an `env ...` prefix in RABBIT_ENV:
@@ -174,6 +174,8 @@ svc_rabbitmq_start() {
         printf 'listeners.tcp.1 = 127.0.0.1:%s\n' "$AMQP_PORT"
         printf 'management.tcp.ip = 127.0.0.1\n'
         printf 'management.tcp.port = %s\n' "$RABBIT_MGMT_PORT"
+        printf 'prometheus.tcp.ip = 127.0.0.1\n'
+        printf 'prometheus.tcp.port = %s\n' "$RABBIT_PROM_PORT"
         printf 'log.file = false\n'
     } >"$dir/rabbitmq.conf"
     rm -f "$RUN_DIR/rabbitmq.beam.pid"
