@@ -159,7 +159,9 @@ static int decode_verdict(json_t *root, struct tx_verdict *vd, struct tx_err *er
     json_t *reasons;
     json_t *flagged;
     json_t *score;
+    const char *s;
     size_t i;
+    size_t n;
 
     if (!json_is_object(v))
         return tx_err_set(err, TX_EINVAL, "transaction.scored without a \"verdict\" object");
@@ -184,8 +186,16 @@ static int decode_verdict(json_t *root, struct tx_verdict *vd, struct tx_err *er
             json_string_length(code) >= sizeof(vd->reasons[i].code))
             return tx_err_set(err, TX_EINVAL, "verdict reason %zu needs string code and detail", i);
         snprintf(vd->reasons[i].code, sizeof(vd->reasons[i].code), "%s", json_string_value(code));
-        snprintf(vd->reasons[i].detail, sizeof(vd->reasons[i].detail), "%s",
-                 json_string_value(detail));
+        /* A longer detail is cut at a character boundary, so it stays valid UTF-8. */
+        n = json_string_length(detail);
+        s = json_string_value(detail);
+        if (n >= sizeof(vd->reasons[i].detail)) {
+            n = sizeof(vd->reasons[i].detail) - 1;
+            while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+                n--;
+        }
+        memcpy(vd->reasons[i].detail, s, n);
+        vd->reasons[i].detail[n] = '\0';
     }
     return 0;
 }

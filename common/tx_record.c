@@ -390,11 +390,27 @@ int tx_json_load(const char *buf, size_t len, json_t **out, struct tx_err *err)
 {
     const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
     json_error_t je;
+    const char *nul;
     json_t *v;
 
     *out = NULL;
     if (depth_check(buf, len, err) != 0)
         return TX_ESYNTAX;
+    /* JSON never holds a raw NUL, but jansson 2.14 skips one right after a number or a literal
+     * ("[1\0]" loads as [1]): the record text would then carry it into events and storage. */
+    nul = memchr(buf, '\0', len);
+    if (nul != NULL) {
+        struct cursor cur;
+
+        cursor_init(&cur, buf);
+        cursor_advance(&cur, (size_t) (nul - buf));
+        tx_err_set(err, TX_ESYNTAX, "NUL byte (0x00) is not allowed in JSON");
+        if (err != NULL) {
+            err->line = cur.line;
+            err->col = cur.col;
+        }
+        return TX_ESYNTAX;
+    }
     v = json_loadb(buf, len, flags, &je);
     if (v == NULL && json_error_code(&je) == json_error_numeric_overflow)
         v = json_loadb(buf, len, flags | JSON_DECODE_INT_AS_REAL, &je);

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Invariants of compose/docker-compose.yml (ARCHITECTURE section 8), checked on the parsed file.
 
     python3 tests/compose/check_compose.py [--repo DIR] [--no-self-test] [--no-docker-compose]
