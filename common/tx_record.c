@@ -649,24 +649,22 @@ static int parse_ndjson(struct parse_state *st, struct tx_err *err)
     return 0;
 }
 
-/* AUTO: one JSON value => JSON; several values, the first on one line => NDJSON. */
+/*
+ * AUTO: one value => JSON; several values, the first one on one line => NDJSON.
+ * Decided by scanning, not parsing: the parse that follows reports any syntax error.
+ */
 static enum tx_format detect_format(const char *buf, size_t len)
 {
-    json_error_t je;
-    json_t *v;
     size_t start = tx_json_skip_ws(buf, len, 0);
-    size_t used;
+    size_t end;
 
-    v = json_loadb(buf, len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
-                   &je);
-    if (v == NULL)
-        return TX_FORMAT_JSON; /* report the syntax error as JSON */
-    json_decref(v);
-    used = (size_t) je.position;
-    if (used > len || tx_json_skip_ws(buf, len, used) >= len)
+    if (start >= len)
+        return TX_FORMAT_JSON;
+    end = tx_json_skip_value(buf, len, start);
+    if (end >= len || tx_json_skip_ws(buf, len, end) >= len)
         return TX_FORMAT_JSON;
     /* A value spanning lines followed by more text is malformed JSON, not NDJSON. */
-    return memchr(buf + start, '\n', used - start) == NULL ? TX_FORMAT_NDJSON : TX_FORMAT_JSON;
+    return memchr(buf + start, '\n', end - start) == NULL ? TX_FORMAT_NDJSON : TX_FORMAT_JSON;
 }
 
 /* Releases the parsed JSON of a rejected batch: its violations hold copies of what they need. */
