@@ -124,7 +124,7 @@ test('the page loads with its assets, admin links from config.json, and no error
         links,
         cfg.links.map((l) => [l.name, l.url || `http://${host}:${l.port}${l.path || '/'}`]),
     );
-    assert.ok(links.length >= 4, 'RabbitMQ, MinIO, RedisInsight and the mail UI');
+    assert.ok(links.length >= 2, 'at least the broker UI and the mail UI');
     // Labels for every control; the no-JS key field is gone (the key goes in a header).
     for (const id of ['file', 'paste']) assert.equal(await page.locator(`label[for="${id}"]`).count(), 1, id);
     assert.equal(await page.locator('#api_key').count(), 0);
