@@ -32,8 +32,29 @@ app_health_url() {
     esac
 }
 
-# Environment of each binary: the service's own least-privilege credentials.
+# Credentials `ci/stack env` exports (every service's, the broker admin's, the plaintext API
+# keys): none reaches a process unless it is that process's own (app_env sets those).
+APP_SECRETS=(TX_AMQP_URL TX_AMQP_URL_GATEWAY TX_AMQP_URL_FRAUD TX_AMQP_URL_NOTIFY
+    TX_AMQP_URL_PERSIST TX_RABBIT_MGMT_URL TX_API_KEY TX_ADMIN_API_KEY TX_PG_DSN TX_PG_RO_DSN
+    TX_S3_ACCESS_KEY TX_S3_SECRET_KEY TX_SMTP_PASSWORD TX_API_KEY_FILE TX_ADMIN_API_KEY_FILE)
+
+# Options for env(1) that remove every credential the process $1 must not hold.
+app_unset() {
+    local keep v
+    case $1 in
+    txgateway) keep=" TX_PG_RO_DSN TX_S3_ACCESS_KEY TX_S3_SECRET_KEY " ;;
+    txpersist) keep=" TX_PG_DSN " ;;
+    txnotify) keep=" TX_SMTP_PASSWORD " ;;
+    *) keep=" " ;;
+    esac
+    for v in "${APP_SECRETS[@]}"; do
+        [[ $keep == *" $v "* ]] || echo "--unset=$v"
+    done
+}
+
+# Environment of each binary: the service's own least-privilege credentials (after app_unset).
 app_env() {
+    app_unset "$1"
     case $1 in
     txfraud)
         echo "TX_AMQP_URL=$TX_AMQP_URL_FRAUD"
@@ -143,8 +164,9 @@ app_start() {
     t0=$(stack_now_us)
     if [ "$name" = nginx ]; then
         nginx_config || return 1
-        stack_spawn "$APPS_LOG/nginx.log" "$APPS_DIR" /usr/sbin/nginx -p "$APPS_DIR/nginx" \
-            -c "$APPS_DIR/nginx/nginx.conf"
+        mapfile -t envs < <(app_unset nginx)
+        stack_spawn "$APPS_LOG/nginx.log" "$APPS_DIR" env "${envs[@]}" /usr/sbin/nginx \
+            -p "$APPS_DIR/nginx" -c "$APPS_DIR/nginx/nginx.conf"
     else
         mapfile -t envs < <(app_env "$name")
         stack_spawn "$APPS_LOG/$name.log" "$APPS_DIR" env "${envs[@]}" "$bin"
