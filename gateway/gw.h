@@ -27,6 +27,7 @@ struct gw_config {
     long long max_inflight;       /* uploads being processed at once */
     long long max_inflight_bytes; /* their bodies together */
     long long request_timeout_ms;
+    long long body_timeout_ms;
     long long confirm_timeout_ms;
     long long dep_timeout_ms;
     long long confirm_window;

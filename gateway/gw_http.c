@@ -35,6 +35,8 @@ const char *gw_status_text(int status)
         return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 505:
@@ -62,8 +64,13 @@ int gw_send(struct mg_connection *c, int status, const char *content_type, const
         mg_response_header_add_lines(c, extra[i]);
     mg_response_header_send(c);
     /* HEAD gets the headers of the GET answer (Content-Length included) and no body. */
-    if (len > 0 && strcmp(mg_get_request_info(c)->request_method, "HEAD") != 0)
-        mg_write(c, body, len);
+    {
+        /* CivetWeb's own errors may come before the method was parsed: NULL then. */
+        const char *m = mg_get_request_info(c)->request_method;
+
+        if (len > 0 && (m == NULL || strcmp(m, "HEAD") != 0))
+            mg_write(c, body, len);
+    }
     return status;
 }
 

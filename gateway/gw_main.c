@@ -37,6 +37,8 @@ static const struct tx_config_entry config_table[] = {
       "upload bytes held at once; more get 429 with Retry-After"),
     C("TX_REQUEST_TIMEOUT_MS", TX_CONFIG_MS, "30s", 100, 3600000, request_timeout_ms, 0,
       "socket read/write timeout for clients; a stalled body gets 408"),
+    C("TX_BODY_TIMEOUT_MS", TX_CONFIG_MS, "60s", 100, 3600000, body_timeout_ms, 0,
+      "deadline for a whole upload body, however slowly it trickles in; 408 after it"),
     C("TX_CONFIRM_TIMEOUT_MS", TX_CONFIG_MS, "10s", 100, 600000, confirm_timeout_ms, 0,
       "deadline for the broker to confirm an upload's events"),
     C("TX_DEP_TIMEOUT_MS", TX_CONFIG_MS, "5s", 50, 600000, dep_timeout_ms, 0,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ID_MAX 64
 
@@ -410,6 +411,39 @@ static void access_log(struct mg_connection *c, const char *route, int status, i
                 "request");
 }
 
+/*
+ * Requests CivetWeb would pass on ambiguously: a decoded NUL (%00) cuts the path or a query value
+ * short, more than 63 headers are silently dropped, and a Content-Length that is not plain digits
+ * (or repeated with another value) is read leniently. Answers them itself; 0 when the request is
+ * fine.
+ */
+static int reject_ambiguous(struct mg_connection *c, const struct mg_request_info *ri)
+{
+    const char *cl = NULL;
+    int i;
+
+    if ((ri->request_uri != NULL && strstr(ri->request_uri, "%00") != NULL) ||
+        (ri->query_string != NULL && strstr(ri->query_string, "%00") != NULL))
+        return gw_send_problem(c, 400, "http-error", "Bad Request",
+                               "an encoded NUL (%00) is not allowed in the path or query", NULL,
+                               NULL);
+    if (ri->num_headers >= 64)
+        return gw_send_problem(c, 431, "http-error", "Request Header Fields Too Large",
+                               "at most 63 header fields are accepted", NULL, NULL);
+    for (i = 0; i < ri->num_headers; i++) {
+        const char *v = ri->http_headers[i].value;
+
+        if (strcasecmp(ri->http_headers[i].name, "Content-Length") != 0)
+            continue;
+        if (v == NULL || v[0] == '\0' || strspn(v, "0123456789") != strlen(v) ||
+            (cl != NULL && strcmp(cl, v) != 0))
+            return gw_send_problem(c, 400, "http-error", "Bad Request",
+                                   "Content-Length must be one decimal number", NULL, NULL);
+        cl = v;
+    }
+    return 0;
+}
+
 int gw_handle_request(struct mg_connection *c, void *cbdata)
 {
     struct gw *gw = cbdata;
@@ -422,7 +456,11 @@ int gw_handle_request(struct mg_connection *c, void *cbdata)
     char upload_id[TX_UUID_STR_LEN + 1] = "";
     int st;
 
-    if (strcmp(path, "/api/v1/uploads") == 0 || strcmp(path, "/upload-json") == 0) {
+    st = reject_ambiguous(c, ri);
+    if (st != 0) {
+        mg_disable_connection_keep_alive(c);
+    }
+    else if (strcmp(path, "/api/v1/uploads") == 0 || strcmp(path, "/upload-json") == 0) {
         route = path[1] == 'a' ? "/api/v1/uploads" : "/upload-json";
         st = strcmp(m, "POST") == 0 ? gw_upload_handle(gw, c, route, upload_id)
                                     : method_not_allowed(c, "POST");

@@ -248,8 +248,21 @@ static int admit(struct upload *u, long long expect_bytes)
 static int read_loop(struct upload *u, char *chunk, size_t chunk_len, long long clen, bool chunked,
                      long long max)
 {
+    int64_t deadline = tx_time_mono_ms() + u->gw->cfg.body_timeout_ms;
+
     for (;;) {
         int n = mg_read(u->c, chunk, chunk_len);
+
+        if (n > 0 && tx_time_mono_ms() > deadline) {
+            char detail[160];
+
+            snprintf(detail, sizeof(detail),
+                     "the body took longer than %lld ms to arrive; nothing was stored",
+                     u->gw->cfg.body_timeout_ms);
+            mg_disable_connection_keep_alive(u->c);
+            return gw_send_problem(u->c, 408, "request-timeout", "Upload too slow", detail, NULL,
+                                   NULL);
+        }
 
         if (n < 0) {
             mg_disable_connection_keep_alive(u->c);

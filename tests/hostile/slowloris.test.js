@@ -100,7 +100,10 @@ http {
   };
   const deadline = Date.now() + 10000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`nginx exited at start: ${log}`);
+    if (proc.exitCode !== null) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`nginx exited at start: ${log}`);
+    }
     try {
       const r = await h.request('GET', '/healthz', { base: ngx.url, agent: false, timeoutMs: 1000, validate: false });
       if (r.status === 200) return ngx;
