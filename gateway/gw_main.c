@@ -94,11 +94,26 @@ static void usage(FILE *out)
     tx_config_print_help(out, config_table, NCONFIG);
 }
 
-/* CivetWeb's own errors (malformed requests, oversized headers) as problem+json too. */
+/*
+ * CivetWeb's own errors (malformed requests, oversized headers) as problem+json too. Written by
+ * hand with a fixed HTTP/1.1 status line: the request line may be garbage, and CivetWeb would
+ * echo its version field into the answer.
+ */
 static int on_http_error(struct mg_connection *c, int status, const char *msg)
 {
-    gw_send_problem(c, status, "http-error", gw_status_text(status),
-                    msg != NULL && msg[0] != '\0' ? msg : gw_status_text(status), NULL, NULL);
+    char body[512];
+    int n;
+
+    (void) msg;
+    n = snprintf(body, sizeof(body),
+                 "{\"type\":\"https://txpipe.dev/problems/http-error\",\"title\":\"%s\","
+                 "\"status\":%d,\"detail\":\"the request could not be read as HTTP/1.1 (%s)\"}",
+                 gw_status_text(status), status, gw_status_text(status));
+    mg_printf(c,
+              "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+              status, gw_status_text(status), n, body);
+    mg_disable_connection_keep_alive(c);
     return 0;
 }
 
@@ -235,13 +250,15 @@ int main(int argc, char **argv)
     snprintf(threads, sizeof(threads), "%lld", gw->cfg.threads);
     snprintf(timeout, sizeof(timeout), "%lld", gw->cfg.request_timeout_ms);
     {
-        const char *options[] = { "listening_ports", gw->cfg.listen, "num_threads", threads,
-                                  "request_timeout_ms", timeout, "enable_keep_alive", "yes",
-                                  "keep_alive_timeout_ms", "5000", "linger_timeout_ms", "1000",
-                                  "decode_url", "yes",
-                                  /* CivetWeb sends header lines one by one: without this, Nagle
-                                   * holds each kept-alive answer ~40 ms for the delayed ACK. */
-                                  "tcp_nodelay", "1", NULL };
+        const char *options[] = {
+            "listening_ports", gw->cfg.listen, "num_threads", threads, "request_timeout_ms",
+            timeout, "enable_keep_alive", "yes", "keep_alive_timeout_ms", "5000",
+            "linger_timeout_ms", "1000", "decode_url",
+            "no", /* paths are matched as sent: a decoded %00 would cut them */
+            /* CivetWeb sends header lines one by one: without this, Nagle
+             * holds each kept-alive answer ~40 ms for the delayed ACK. */
+            "tcp_nodelay", "1", NULL
+        };
 
         memset(&cb, 0, sizeof(cb));
         cb.http_error = on_http_error;

@@ -422,7 +422,7 @@ static int reject_ambiguous(struct mg_connection *c, const struct mg_request_inf
     const char *cl = NULL;
     int i;
 
-    if ((ri->request_uri != NULL && strstr(ri->request_uri, "%00") != NULL) ||
+    if ((ri->local_uri != NULL && strstr(ri->local_uri, "%00") != NULL) ||
         (ri->query_string != NULL && strstr(ri->query_string, "%00") != NULL))
         return gw_send_problem(c, 400, "http-error", "Bad Request",
                                "an encoded NUL (%00) is not allowed in the path or query", NULL,
