@@ -167,7 +167,7 @@ static int check_fraud(struct gw *gw, struct mg_connection *c)
     int st = 0;
     int rc;
 
-    if (ri->query_string == NULL ||
+    if (ri->query_string == NULL || strstr(ri->query_string, "%00") != NULL ||
         mg_get_var(ri->query_string, strlen(ri->query_string), "transactionId", id, sizeof(id)) <
             0 ||
         !client_id_ok(id))
@@ -422,11 +422,9 @@ static int reject_ambiguous(struct mg_connection *c, const struct mg_request_inf
     const char *cl = NULL;
     int i;
 
-    if ((ri->local_uri != NULL && strstr(ri->local_uri, "%00") != NULL) ||
-        (ri->query_string != NULL && strstr(ri->query_string, "%00") != NULL))
+    if (ri->local_uri != NULL && strstr(ri->local_uri, "%00") != NULL)
         return gw_send_problem(c, 400, "http-error", "Bad Request",
-                               "an encoded NUL (%00) is not allowed in the path or query", NULL,
-                               NULL);
+                               "an encoded NUL (%00) is not allowed in the path", NULL, NULL);
     if (ri->num_headers >= 64)
         return gw_send_problem(c, 431, "http-error", "Request Header Fields Too Large",
                                "at most 63 header fields are accepted", NULL, NULL);
