@@ -2,10 +2,11 @@
  * txceiling: the ceilings of ci/bench, measured without HTTP and without txpipe's daemons.
  *
  *   txceiling deps --conc N --records R [--duration S] [--warmup S] [--head] --amqp-url URL
- *                  [--exchange X] [--tag T] [--watch SPEC]...
+ *                  [--exchange X] [--tag T] [--ttl S] [--watch SPEC]...
  *       The raw dependency work of one upload, in N threads for S seconds: S3 PUT of the upload's
  *       bytes (storage/s3, shared client, like the gateway), one Redis pipeline of R
- *       "SET tx-bench summary EX 60" (storage/cache, a connection per thread), and R persistent
+ *       "SET txbench:client:<id> <summary> EX <ttl>" (storage/cache, a connection per thread;
+ *       --ttl, default 60 like the gateway's summaries), and R persistent
  *       confirmed publishes with the mandatory flag to exchange X with routing key
  *       transaction.received (storage/queue, a publisher per thread), the events being real
  *       transaction.received events of the upload's records. --head adds the gateway's S3 HEAD
@@ -75,6 +76,7 @@ struct opts {
     long rows;
     int batch;
     int conns;
+    int ttl_s;
 };
 
 static struct bench_watch g_watch;
@@ -83,7 +85,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: txceiling deps --conc N --records R [--duration S] [--warmup S] [--head] "
-            "--amqp-url URL [--exchange X] [--tag T] [--watch SPEC]...\n"
+            "--amqp-url URL [--exchange X] [--tag T] [--ttl S] [--watch SPEC]...\n"
             "       txceiling broker --count N [--per-call R] --amqp-url URL [--prefetch P]\n"
             "       txceiling smtp --count N [--conns K] [--tag T]\n"
             "       txceiling pg --rows N [--batch B]\n");
@@ -237,7 +239,7 @@ static void *deps_work(void *arg)
             kv[i].val = vals.data + voff[i];
             kv[i].len = voff[i + 1] - voff[i];
         }
-        if (cache_set_many(redis, kv, (size_t) o->records, 60, &err) != 0) {
+        if (cache_set_many(redis, kv, (size_t) o->records, o->ttl_s, &err) != 0) {
             deps_fail(w, "redis", &err);
             continue;
         }
@@ -788,14 +790,23 @@ static int run_pg(const struct opts *o)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        { "conc", required_argument, NULL, 'c' },     { "records", required_argument, NULL, 'r' },
-        { "duration", required_argument, NULL, 'd' }, { "warmup", required_argument, NULL, 'w' },
-        { "head", no_argument, NULL, 'H' },           { "amqp-url", required_argument, NULL, 'a' },
-        { "exchange", required_argument, NULL, 'x' }, { "tag", required_argument, NULL, 'g' },
-        { "count", required_argument, NULL, 'n' },    { "per-call", required_argument, NULL, 'p' },
-        { "prefetch", required_argument, NULL, 'f' }, { "rows", required_argument, NULL, 'R' },
-        { "batch", required_argument, NULL, 'b' },    { "watch", required_argument, NULL, 'W' },
-        { "conns", required_argument, NULL, 'C' },    { NULL, 0, NULL, 0 },
+        { "conc", required_argument, NULL, 'c' },
+        { "records", required_argument, NULL, 'r' },
+        { "duration", required_argument, NULL, 'd' },
+        { "warmup", required_argument, NULL, 'w' },
+        { "head", no_argument, NULL, 'H' },
+        { "amqp-url", required_argument, NULL, 'a' },
+        { "exchange", required_argument, NULL, 'x' },
+        { "tag", required_argument, NULL, 'g' },
+        { "count", required_argument, NULL, 'n' },
+        { "per-call", required_argument, NULL, 'p' },
+        { "prefetch", required_argument, NULL, 'f' },
+        { "rows", required_argument, NULL, 'R' },
+        { "batch", required_argument, NULL, 'b' },
+        { "watch", required_argument, NULL, 'W' },
+        { "conns", required_argument, NULL, 'C' },
+        { "ttl", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 },
     };
     struct opts o = { .conc = 1,
                       .records = 1,
@@ -808,7 +819,8 @@ int main(int argc, char **argv)
                       .prefetch = 256,
                       .rows = 50000,
                       .batch = 500,
-                      .conns = 1 };
+                      .conns = 1,
+                      .ttl_s = 60 };
     int ch;
 
     if (argc < 2)
@@ -859,6 +871,9 @@ int main(int argc, char **argv)
         case 'C':
             o.conns = atoi(optarg);
             break;
+        case 'T':
+            o.ttl_s = atoi(optarg);
+            break;
         case 'W':
             if (bench_watch_add(&g_watch, optarg) != 0)
                 bench_die(PROG, "--watch", optarg);
@@ -870,7 +885,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(o.mode, "deps") == 0) {
-        if (o.amqp_url == NULL || o.conc < 1 || o.conc > 256 || o.records < 1 ||
+        if (o.amqp_url == NULL || o.conc < 1 || o.conc > 256 || o.records < 1 || o.ttl_s < 1 ||
             o.records > 10000 || o.duration_s <= 0 || o.duration_s > 600 || o.warmup_s < 0)
             usage();
         return run_deps(&o);

@@ -32,17 +32,20 @@ def concs: [.runs[] | select(.name | test("^gw-r1-c")) | .conc] | unique;
   "",
   "### Ceilings",
   "",
-  "Uploads per second (p50 / p99 latency in ms). `deps` is bench/txceiling: S3 PUT + Redis pipeline + one confirmed publish per record, in threads, no HTTP.",
+  "Uploads per second (p50 / p99 latency in ms). `deps` is bench/txceiling: S3 PUT + Redis pipeline + one confirmed publish per record, in threads, no HTTP; measured first, and again right before the gateway at the same point.",
   "",
-  "| records | connections | nginx `return 202` | deps ceiling | deps: mean S3 / Redis / publish ms |", "|---|---|---|---|---|",
+  "| records | connections | nginx `return 202` | deps ceiling, first | deps: mean S3 / Redis / publish ms | deps ceiling, before the gateway | mean of the two |", "|---|---|---|---|---|---|---|",
   (( 1, 100) as $r | $C[] as $c
    | ($R | run("nginx202-r\($r)-c\($c)")) as $n | ($R | run("deps-r\($r)-c\($c)")) as $d
+   | ($R | run("deps2-r\($r)-c\($c)")) as $d2
    | ["\($r)", "\($c)", "\($n.uploads_per_s | f0) (\($n.lat_ms.p50 | ms) / \($n.lat_ms.p99 | ms))",
       "\($d.uploads_per_s | f0) (\($d.lat_ms.p50 | ms) / \($d.lat_ms.p99 | ms))",
-      "\($d.steps_mean_ms.s3 | ms) / \($d.steps_mean_ms.redis | ms) / \($d.steps_mean_ms.publish | ms)"] | row),
+      "\($d.steps_mean_ms.s3 | ms) / \($d.steps_mean_ms.redis | ms) / \($d.steps_mean_ms.publish | ms)",
+      (if $d2 == null then "-" else "\($d2.uploads_per_s | f0) (\($d2.lat_ms.p50 | ms) / \($d2.lat_ms.p99 | ms))" end),
+      ([$d.uploads_per_s, $d2.uploads_per_s] | map(select(. != null)) | if length == 0 then "-" else (add / length | f0) end)] | row),
   ( run("deps-head-r1-c16") as $d | select($d != null)
    | ["1", "16, with the gateway's S3 HEAD", "", "\($d.uploads_per_s | f0) (\($d.lat_ms.p50 | ms) / \($d.lat_ms.p99 | ms))",
-      "\($d.steps_mean_ms.s3 | ms) / \($d.steps_mean_ms.redis | ms) / \($d.steps_mean_ms.publish | ms)"] | row),
+      "\($d.steps_mean_ms.s3 | ms) / \($d.steps_mean_ms.redis | ms) / \($d.steps_mean_ms.publish | ms)", "", ""] | row),
   "",
   "| stage ceiling | rate | load |", "|---|---|---|",
   (run("broker") | select(. != null) | ["broker: confirmed publish + consume, \(.count) messages of \(.message_bytes) B, one quorum queue", "\(.msgs_per_s | f0) msg/s (publish alone \(.publish_msgs_per_s | f0))", load] | row),
@@ -56,7 +59,7 @@ def concs: [.runs[] | select(.name | test("^gw-r1-c")) | .conc] | unique;
   "",
   "### Gateway",
   "",
-  "Uploads per second (p50 / p99 ms); ratio = gateway / deps ceiling at the same concurrency. `+TCP_NODELAY` is the same binary with TCP_NODELAY forced on its sockets (LD_PRELOAD).",
+  "Uploads per second (p50 / p99 ms); ratio = gateway / deps ceiling at the same concurrency (the mean of its two measurements). `+TCP_NODELAY` is the same binary with TCP_NODELAY forced on its accepted sockets (LD_PRELOAD).",
   "",
   "| records | connections | gateway | ratio | via nginx | ratio | +TCP_NODELAY | ratio | gateway peak RSS MB | gateway CPU us/record | load |", "|---|---|---|---|---|---|---|---|---|---|---|",
   (.ratios.gateway_vs_deps_ceiling[] as $x

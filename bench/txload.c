@@ -635,7 +635,7 @@ static int run(const struct opts *o)
                                 json_real(window_s > 0 ? records / window_s : 0));
         }
         else {
-            double up_s = (double) (idl.t_last_accept_us - t0) / 1e6;
+            double up_s = idl.n > 0 ? (double) (idl.t_last_accept_us - t0) / 1e6 : 0;
             double ps_s = st.t_ps_us ? (double) (st.t_ps_us - t0) / 1e6 : 0;
             double em_s = st.t_email_us ? (double) (st.t_email_us - t0) / 1e6 : 0;
             double p_s = st.t_persisted_us ? (double) (st.t_persisted_us - t0) / 1e6 : 0;
