@@ -44,9 +44,9 @@ if [ "$(realpath -m "$TX_STATE_DIR")" = "$(realpath -m "$REPO/.state/stack")" ] 
 fi
 
 eval "$(ci/stack env)"
-# shellcheck source=../../ci/lib/stack_common.sh
+# shellcheck source-path=SCRIPTDIR source=../../ci/lib/stack_common.sh
 . "$REPO/ci/lib/stack_common.sh"
-# shellcheck source=../../ci/lib/apps.sh
+# shellcheck source-path=SCRIPTDIR source=../../ci/lib/apps.sh
 . "$REPO/ci/lib/apps.sh"
 RUN_DIR=$TX_STATE_DIR/run
 

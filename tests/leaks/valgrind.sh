@@ -19,7 +19,7 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 2
 keep=0
 [ "${1:-}" = --keep ] && keep=1
 
@@ -74,9 +74,9 @@ ci/stack up >/dev/null || {
     ci/stack up >/dev/null || die "ci/stack up failed (ports ${pp}xxx, state $TX_STATE_DIR)"
 }
 eval "$(ci/stack env)"
-# shellcheck source=../../ci/lib/stack_common.sh
+# shellcheck source-path=SCRIPTDIR source=../../ci/lib/stack_common.sh
 . "$REPO/ci/lib/stack_common.sh"
-# shellcheck source=../../ci/lib/apps.sh
+# shellcheck source-path=SCRIPTDIR source=../../ci/lib/apps.sh
 . "$REPO/ci/lib/apps.sh"
 VGDIR=$TX_STATE_DIR/valgrind
 WORK=$TX_STATE_DIR/work
@@ -246,7 +246,8 @@ for f in "${CLI_FAIL[@]}"; do
     say "FAILED: $f" >&2
     fail=1
 done
-say "$(ls "$VGDIR"/*.log | wc -l) valgrind runs in $(($(date +%s) - t0)) s; logs in $VGDIR"
+vglogs=("$VGDIR"/*.log)
+say "${#vglogs[@]} valgrind runs in $(($(date +%s) - t0)) s; logs in $VGDIR"
 if [ "$fail" -ne 0 ]; then
     say "FAILED"
     exit 1
