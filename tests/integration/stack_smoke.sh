@@ -79,7 +79,7 @@ kill -KILL "$(cat "$TX_STATE_DIR/run/redis.pid")"
 sleep 0.5
 "$stack" status redis >/dev/null && fail "status says redis is ready after kill -9"
 "$stack" up redis >/dev/null || fail "up redis after kill -9"
-redis-cli -p "$TX_REDIS_PORT" ping | grep -q PONG || fail "redis not answering after restart"
+redis-cli -p "$TX_REDIS_PORT" ping | grep PONG >/dev/null || fail "redis not answering after restart"
 
 # 5. A foreign listener on a service port: up fails naming the port and the process.
 "$stack" down s3 >/dev/null
