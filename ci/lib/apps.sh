@@ -36,7 +36,8 @@ app_health_url() {
 # keys): none reaches a process unless it is that process's own (app_env sets those).
 APP_SECRETS=(TX_AMQP_URL TX_AMQP_URL_GATEWAY TX_AMQP_URL_FRAUD TX_AMQP_URL_NOTIFY
     TX_AMQP_URL_PERSIST TX_RABBIT_MGMT_URL TX_API_KEY TX_ADMIN_API_KEY TX_PG_DSN TX_PG_RO_DSN
-    TX_S3_ACCESS_KEY TX_S3_SECRET_KEY TX_SMTP_PASSWORD TX_API_KEY_FILE TX_ADMIN_API_KEY_FILE)
+    TX_S3_ACCESS_KEY TX_S3_SECRET_KEY TX_SMTP_PASSWORD TX_API_KEY_FILE TX_ADMIN_API_KEY_FILE
+    TX_REDIS_URL TX_REDIS_URL_GATEWAY TX_REDIS_URL_FRAUD TX_REDIS_URL_NOTIFY)
 
 # Options for env(1) that remove every credential the process $1 must not hold.
 app_unset() {
@@ -58,12 +59,13 @@ app_env() {
     case $1 in
     txfraud)
         echo "TX_AMQP_URL=$TX_AMQP_URL_FRAUD"
-        echo "TX_REDIS_URL=$TX_REDIS_URL"
+        echo "TX_REDIS_URL=$TX_REDIS_URL_FRAUD"
         echo "TX_FRAUD_RULES=$REPO/volumes/fraud/rules.json"
         echo "TX_HEALTH_LISTEN=127.0.0.1:${TX_FRAUD_HEALTH_PORT:-9101}"
         ;;
     txnotify)
         echo "TX_AMQP_URL=$TX_AMQP_URL_NOTIFY"
+        echo "TX_REDIS_URL=$TX_REDIS_URL_NOTIFY"
         echo "TX_TEMPLATES_DIR=$REPO/volumes/notify/templates"
         echo "TX_HEALTH_LISTEN=127.0.0.1:${TX_NOTIFY_HEALTH_PORT:-9102}"
         ;;
@@ -74,6 +76,7 @@ app_env() {
         ;;
     txgateway)
         echo "TX_AMQP_URL=$TX_AMQP_URL_GATEWAY"
+        echo "TX_REDIS_URL=$TX_REDIS_URL_GATEWAY"
         echo "TX_GATEWAY_LISTEN=$GATEWAY_LISTEN"
         ;;
     esac

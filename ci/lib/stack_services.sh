@@ -57,6 +57,13 @@ logfile ""
 daemonize no
 supervised no
 EOF
+    # One ACL user per service (volumes/redis/users.acl.rules), password NAME-local. The default
+    # user stays open on loopback for the operator, the tests and the benchmarks.
+    local name rules
+    while read -r name rules; do
+        case $name in '' | '#'*) continue ;; esac
+        printf 'user %s on >%s-local %s\n' "$name" "$name" "$rules" >>"$STATE/redis/redis.conf"
+    done <"$REPO/volumes/redis/users.acl.rules"
     stack_spawn "$LOG_DIR/redis.log" "$STATE/redis" redis-server "$STATE/redis/redis.conf"
     printf '%s\n' "$STACK_SPAWNED_PID" >"$RUN_DIR/redis.pid"
 }

@@ -205,8 +205,9 @@ def uses(spec, services):
 
 class Checker:
     def __init__(self, compose_dir, main_text, ci_text, env_example, template, dockerfile,
-                 prometheus_text, dashboards):
+                 prometheus_text, dashboards, redis_acl_rules):
         self.compose_dir = compose_dir
+        self.redis_acl_rules = redis_acl_rules
         self.main_text = main_text
         self.ci_text = ci_text
         self.env_example = env_example
@@ -246,6 +247,7 @@ class Checker:
         self.check_ports()
         self.check_volumes()
         self.check_txpipe()
+        self.check_redis_acl()
         self.check_operations()
         self.check_observability()
         self.check_env_example()
@@ -444,6 +446,49 @@ class Checker:
         if len(images) != 1:
             self.err(f"txpipe services must share one image, have {sorted(images)}")
 
+    def check_redis_acl(self):
+        """Redis: the default user has a password, each service has its own ACL user with the
+        rules of volumes/redis/users.acl.rules, and each binary connects as that user."""
+        want = {}
+        for line in (self.redis_acl_rules or "").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, rules = line.split(None, 1)
+                want[name] = rules.split()
+        if not want:
+            self.err("volumes/redis/users.acl.rules missing or empty")
+            return
+        args = str(env_of(self.services["redis"]).get("REDIS_ARGS", "")).split()
+        if "--requirepass" not in args:
+            self.err("redis: REDIS_ARGS must set --requirepass (the default user's password)")
+        have = {}
+        for i, a in enumerate(args):
+            if a == "--user" and i + 1 < len(args):
+                rest = []
+                for b in args[i + 2:]:
+                    if b.startswith("--"):
+                        break
+                    rest.append(b)
+                have[args[i + 1]] = rest
+        for name, rules in want.items():
+            got = have.get(name)
+            if got is None:
+                self.err(f"redis: no ACL user {name} in REDIS_ARGS")
+                continue
+            if not got or got[0] != "on" or len(got) < 2 or not got[1].startswith(">"):
+                self.err(f"redis: ACL user {name} must be 'on' with a '>password' first")
+                continue
+            if got[2:] != rules:
+                self.err(f"redis: ACL user {name}'s rules differ from volumes/redis/users.acl.rules: "
+                         f"{' '.join(got[2:])!r} vs {' '.join(rules)!r}")
+        for n in TXPIPE_BINARIES:
+            url = str(env_of(self.services[n]).get("TX_REDIS_URL", ""))
+            if not url:
+                continue
+            m = re.match(r"redis://([^:@/]*):", url)
+            if m is None or m.group(1) != n:
+                self.err(f"{n}: TX_REDIS_URL must log in as the Redis ACL user {n}, is {url!r}")
+
     def check_operations(self):
         for n, spec in self.services.items():
             if is_init_job(n, self.services):
@@ -571,6 +616,7 @@ def load_inputs(repo):
         "dockerfile": read(os.path.join(compose_dir, "Dockerfile")),
         "prometheus_text": read(os.path.join(repo, "observability", "prometheus.yml")),
         "dashboards": dashboards,
+        "redis_acl_rules": read(os.path.join(repo, "volumes", "redis", "users.acl.rules")),
     }
 
 
@@ -621,6 +667,13 @@ MUTATIONS = [
      mut_yaml(lambda d: svc(d, "rabbitmq").update(image="rabbitmq:latest"))),
     ("image without tag", "postgres: image 'postgres' is not pinned",
      mut_yaml(lambda d: svc(d, "postgres").update(image="postgres"))),
+    ("gateway on Redis as the default user", "txgateway: TX_REDIS_URL must log in as the Redis ACL "
+     "user txgateway",
+     mut_yaml(lambda d: svc(d, "txgateway")["environment"].update(
+         TX_REDIS_URL="redis://:secret@redis:6379/0"))),
+    ("Redis ACL rules drift", "redis: ACL user txnotify's rules differ",
+     mut_yaml(lambda d: svc(d, "redis")["environment"].update(
+         REDIS_ARGS=svc(d, "redis")["environment"]["REDIS_ARGS"].replace("~tx:notify:*", "~*")))),
     ("redis without healthcheck", "redis: long-running service without a healthcheck",
      mut_yaml(lambda d: svc(d, "redis").pop("healthcheck"))),
     ("healthcheck disabled", "mailpit: long-running service without a healthcheck",
