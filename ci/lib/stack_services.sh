@@ -340,33 +340,14 @@ pg_psql() {
 # Roles, database and privileges (idempotent; passwords reset to the documented local values).
 pg_bootstrap() {
     pg_psql -U postgres -d postgres -v owner_pw="$PG_OWNER_PASS" -v reader_pw="$PG_READER_PASS" \
-        <<'SQL'
-SELECT 'CREATE ROLE txpipe' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'txpipe')
-\gexec
-ALTER ROLE txpipe WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'owner_pw';
-SELECT 'CREATE ROLE txreader' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'txreader')
-\gexec
-ALTER ROLE txreader WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'reader_pw';
-SELECT 'CREATE DATABASE txpipe OWNER txpipe ENCODING ''UTF8'' TEMPLATE template0'
-WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'txpipe')
-\gexec
-\connect txpipe
-REVOKE ALL ON DATABASE txpipe FROM PUBLIC;
-GRANT CONNECT ON DATABASE txpipe TO txreader;
-REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO txreader;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO txreader;
-ALTER DEFAULT PRIVILEGES FOR ROLE txpipe IN SCHEMA public GRANT SELECT ON TABLES TO txreader;
-SQL
+        -f "$REPO/volumes/postgres/sql/bootstrap.sql"
 }
 
 # Applies every schemas/sql/NNN_*.sql not yet in schema_migrations, in order, each in one
 # transaction together with its schema_migrations row, as the owner role.
 pg_migrate() {
     local applied f base version seen=" "
-    pg_psql -U txpipe -d txpipe -c "SET client_min_messages = warning;
-        CREATE TABLE IF NOT EXISTS schema_migrations (
-        version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" || return 1
+    pg_psql -U txpipe -d txpipe -f "$REPO/volumes/postgres/sql/migrations-table.sql" || return 1
     applied=" $(pg_psql -U txpipe -d txpipe -At -c 'SELECT version FROM schema_migrations' |
         tr '\n' ' ')" || return 1
     for f in "$REPO"/schemas/sql/[0-9][0-9][0-9]_*.sql; do
@@ -383,18 +364,8 @@ pg_migrate() {
         fi
         # A concurrent runner (another ci/stack, the storage/db migrator) waits on the advisory
         # lock and then sees the version as applied.
-        if ! pg_psql -U txpipe -d txpipe -v version="$version" -v file="$f" <<'SQL'; then
-BEGIN;
-SELECT pg_advisory_xact_lock(hashtext('txpipe.schema_migrations')) AS tx_locked
-\gset
-SELECT NOT EXISTS (SELECT FROM schema_migrations WHERE version = :'version') AS tx_todo
-\gset
-\if :tx_todo
-\i :file
-INSERT INTO schema_migrations (version, applied_at) VALUES (:'version', now());
-\endif
-COMMIT;
-SQL
+        if ! pg_psql -U txpipe -d txpipe -v version="$version" -v file="$f" \
+            -f "$REPO/volumes/postgres/sql/migrate-one.sql"; then
             stack_err "postgres: migration $base failed"
             return 1
         fi

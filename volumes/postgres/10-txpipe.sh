@@ -15,32 +15,14 @@ set -Eeo pipefail
 : "${TX_PG_OWNER_PASSWORD:?TX_PG_OWNER_PASSWORD must be set}"
 : "${TX_PG_READER_PASSWORD:?TX_PG_READER_PASSWORD must be set}"
 migrations=${TX_PG_MIGRATIONS_DIR:-/txpipe/migrations}
+# The SQL shared with ci/stack (this file may be sourced by the image's entrypoint: BASH_SOURCE).
+sql=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sql
 su_psql=(psql -X -q -v ON_ERROR_STOP=1 --no-password --username "${POSTGRES_USER:-postgres}")
 owner_psql=(psql -X -q -v ON_ERROR_STOP=1 --no-password --username txpipe --dbname txpipe)
 
 "${su_psql[@]}" --dbname postgres -v owner_pw="$TX_PG_OWNER_PASSWORD" \
-    -v reader_pw="$TX_PG_READER_PASSWORD" <<'SQL'
-SELECT 'CREATE ROLE txpipe' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'txpipe')
-\gexec
-ALTER ROLE txpipe WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'owner_pw';
-SELECT 'CREATE ROLE txreader' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'txreader')
-\gexec
-ALTER ROLE txreader WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'reader_pw';
-SELECT 'CREATE DATABASE txpipe OWNER txpipe ENCODING ''UTF8'' TEMPLATE template0'
-WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'txpipe')
-\gexec
-\connect txpipe
-REVOKE ALL ON DATABASE txpipe FROM PUBLIC;
-GRANT CONNECT ON DATABASE txpipe TO txreader;
-REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO txreader;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO txreader;
-ALTER DEFAULT PRIVILEGES FOR ROLE txpipe IN SCHEMA public GRANT SELECT ON TABLES TO txreader;
-SQL
-
-"${owner_psql[@]}" -c "SET client_min_messages = warning;
-    CREATE TABLE IF NOT EXISTS schema_migrations (
-    version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    -v reader_pw="$TX_PG_READER_PASSWORD" -f "$sql/bootstrap.sql"
+"${owner_psql[@]}" -f "$sql/migrations-table.sql"
 
 seen=" "
 for f in "$migrations"/[0-9][0-9][0-9]_*.sql; do
@@ -52,18 +34,7 @@ for f in "$migrations"/[0-9][0-9][0-9]_*.sql; do
         exit 1
     fi
     seen="$seen$version "
-    "${owner_psql[@]}" -v version="$version" -v file="$f" <<'SQL'
-BEGIN;
-SELECT pg_advisory_xact_lock(hashtext('txpipe.schema_migrations')) AS tx_locked
-\gset
-SELECT NOT EXISTS (SELECT FROM schema_migrations WHERE version = :'version') AS tx_todo
-\gset
-\if :tx_todo
-\i :file
-INSERT INTO schema_migrations (version, applied_at) VALUES (:'version', now());
-\endif
-COMMIT;
-SQL
+    "${owner_psql[@]}" -v version="$version" -v file="$f" -f "$sql/migrate-one.sql"
     echo "txpipe init: migration $base applied"
 done
 echo "txpipe init: roles txpipe, txreader and database txpipe ready"
