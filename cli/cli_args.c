@@ -43,7 +43,8 @@ void cli_usage_print(FILE *out)
         "options:\n"
         "  --url URL              txpipe base URL (default " CLI_DEFAULT_URL
         ", env TX_UPLOAD_URL)\n"
-        "  --api-key KEY          API key (env TX_API_KEY or TX_API_KEY_FILE)\n"
+        "  --api-key KEY          API key for uploads, status, client and --wait (env\n"
+        "                         TX_API_KEY or TX_API_KEY_FILE)\n"
         "  --admin-key KEY        admin key for replay (env TX_ADMIN_API_KEY[_FILE])\n"
         "  --idempotency-key KEY  use KEY instead of sha256:<hex of the content> (one input only)\n"
         "  --force                upload again: adds a random suffix to the Idempotency-Key\n"

@@ -29,16 +29,29 @@ static int failed(struct cli_ui *ui, const char *label, enum cli_outcome oc,
     return (int) oc;
 }
 
-/* GET url; the answer in resp. */
+/* After a 401/403: says which key the command needs. */
+static void auth_hint(struct cli_ui *ui, const struct cli_opts *o, enum cli_outcome oc)
+{
+    if (oc != CLI_AUTH)
+        return;
+    cli_ui_printf(ui, stderr, "txupload: this command needs an API key: %s\n",
+                  o->api_key[0] != '\0' ? "the one given (--api-key or TX_API_KEY) was refused"
+                                        : "pass --api-key or set TX_API_KEY");
+}
+
+/* GET url; the answer in resp (with the API key). */
 static enum cli_outcome get(struct cli_http *h, const struct cli_opts *o, struct cli_ui *ui,
                             const char *label, const char *url, struct cli_response *resp,
                             int *attempts, struct tx_err *err)
 {
-    const char *hdrs[] = { "Accept: application/json, application/problem+json", NULL };
+    char auth[1100];
+    const char *hdrs[] = { "Accept: application/json, application/problem+json", NULL, NULL };
     struct cli_request req = {
         .method = "GET", .url = url, .headers = hdrs, .timeout_ms = o->timeout_s * 1000
     };
 
+    /* The read routes answer personal data: they need the API key, like uploads. */
+    hdrs[1] = cli_auth_header(o, auth, sizeof(auth));
     return cli_call(h, o, ui, label, &req, resp, attempts, err);
 }
 
@@ -77,6 +90,7 @@ int cli_status_run(const struct cli_opts *o)
         oc = cli_wait_processing(h, o, &ui, label, id, -1, &resp, &err);
     if (oc != CLI_OK && !(o->wait && oc == CLI_UNAVAILABLE && resp.status == 200)) {
         code = failed(&ui, label, oc, &resp, attempts, &err);
+        auth_hint(&ui, o, oc);
         goto out;
     }
     if (oc != CLI_OK)
@@ -138,12 +152,14 @@ int cli_client_run(const struct cli_opts *o)
     /* No summary (none in the last 60 s) is an answer, not a failure. */
     if (oc != CLI_OK && !(oc == CLI_REJECTED && sum.status == 404)) {
         code = failed(&ui, label, oc, &sum, attempts, &err);
+        auth_hint(&ui, o, oc);
         goto out;
     }
     snprintf(url, sizeof(url), "%s/api/v1/clients/%s/fraud", o->url, id);
     oc = get(h, o, &ui, label, url, &fraud, &attempts, &err);
     if (oc != CLI_OK) {
         code = failed(&ui, label, oc, &fraud, attempts, &err);
+        auth_hint(&ui, o, oc);
         goto out;
     }
     code = CLI_OK;

@@ -184,6 +184,14 @@ enum cli_outcome cli_call(struct cli_http *h, const struct cli_opts *o, struct c
     }
 }
 
+const char *cli_auth_header(const struct cli_opts *o, char *buf, size_t n)
+{
+    if (o->api_key == NULL || o->api_key[0] == '\0')
+        return NULL;
+    snprintf(buf, n, "Authorization: Bearer %s", o->api_key);
+    return buf;
+}
+
 enum cli_outcome cli_wait_processing(struct cli_http *h, const struct cli_opts *o,
                                      struct cli_ui *ui, const char *label, const char *upload_id,
                                      long long records, struct cli_response *resp,
@@ -192,13 +200,15 @@ enum cli_outcome cli_wait_processing(struct cli_http *h, const struct cli_opts *
     int64_t deadline = tx_time_mono_ms() + o->wait_timeout_s * 1000;
     long long interval = 250;
     char url[2300];
-    const char *hdrs[] = { "Accept: application/json", NULL };
+    char auth[1100];
+    const char *hdrs[] = { "Accept: application/json", NULL, NULL };
     struct cli_request req = { .method = "GET", .url = url, .headers = hdrs };
     struct cli_counts c;
     int rc;
 
     (void) ui;
     (void) label;
+    hdrs[1] = cli_auth_header(o, auth, sizeof(auth));
     snprintf(url, sizeof(url), "%s/api/v1/uploads/%s", o->url, upload_id);
     for (;;) {
         int64_t left = deadline - tx_time_mono_ms();
@@ -212,6 +222,12 @@ enum cli_outcome cli_wait_processing(struct cli_http *h, const struct cli_opts *
         if (rc == 0 && resp->status == 404) {
             tx_err_set(err, TX_ENOTFOUND, "no upload %s", upload_id);
             return CLI_REJECTED;
+        }
+        if (rc == 0 && (resp->status == 401 || resp->status == 403)) {
+            tx_err_set(err, TX_EREJECT,
+                       "the status request was refused (HTTP %d): the API key is %s", resp->status,
+                       hdrs[1] != NULL ? "not valid" : "missing (--api-key or TX_API_KEY)");
+            return CLI_AUTH;
         }
         if (rc == 0 && resp->status == 200 &&
             cli_status_parse(resp->body.data, resp->body.len, &c, err) == 0 &&

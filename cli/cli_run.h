@@ -63,9 +63,17 @@ enum cli_outcome cli_call(struct cli_http *h, const struct cli_opts *o, struct c
                           struct cli_response *resp, int *attempts, struct tx_err *err);
 
 /**
- * Polls GET {url}/api/v1/uploads/{id} until cli_status_complete (records: the upload's count, or
- * -1 to take it from the status) or o->wait_timeout_s. Leaves the last status body in resp.
- * Returns CLI_OK when complete, CLI_UNAVAILABLE on timeout, CLI_REJECTED (404), CLI_USAGE.
+ * The header carrying the API key (o->api_key), "Authorization: Bearer <key>", written to buf (n
+ * bytes); returns buf, or NULL when no key is configured. Uploads and the read routes (upload
+ * status, client summary and fraud) need it.
+ */
+const char *cli_auth_header(const struct cli_opts *o, char *buf, size_t n);
+
+/**
+ * Polls GET {url}/api/v1/uploads/{id} (with the API key) until cli_status_complete (records: the
+ * upload's count, or -1 to take it from the status) or o->wait_timeout_s. Leaves the last status
+ * body in resp. Returns CLI_OK when complete, CLI_UNAVAILABLE on timeout, CLI_REJECTED (404),
+ * CLI_AUTH (401/403: the key is missing or refused), CLI_USAGE.
  */
 enum cli_outcome cli_wait_processing(struct cli_http *h, const struct cli_opts *o,
                                      struct cli_ui *ui, const char *label, const char *upload_id,

@@ -28,6 +28,8 @@ struct gw_config {
     long long max_inflight_bytes; /* their bodies together */
     long long request_timeout_ms;
     long long body_timeout_ms;
+    long long body_min_rate;
+    long long body_grace_ms;
     long long confirm_timeout_ms;
     long long dep_timeout_ms;
     long long confirm_window;
@@ -37,6 +39,7 @@ struct gw_config {
     char *auth_mode; /* "apikey" or "none" */
     char *api_keys;
     char *admin_api_keys;
+    bool public_check_fraud; /* GET /check-fraud without an API key (the seed's contract) */
     char *s3_endpoint;
     char *s3_access_key;
     char *s3_secret_key;

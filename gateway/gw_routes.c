@@ -6,6 +6,7 @@
 #include "common/tx_id.h"
 #include "common/tx_log.h"
 #include "common/tx_time.h"
+#include "gateway/gw_auth.h"
 #include "gateway/gw_http.h"
 #include "gateway/gw_pool.h"
 #include "storage/cache.h"
@@ -52,6 +53,30 @@ static int dep_unavailable(struct gw *gw, struct mg_connection *c, const char *d
     gw_metrics_dep_error(gw, dep);
     return gw_send_problem(c, 503, "dependency-unavailable", "Dependency unavailable", detail,
                            extra, hdrs);
+}
+
+/*
+ * The read routes answer personal data (names, e-mail and postal addresses, amounts, verdicts):
+ * they need an API key from TX_API_KEYS (any name), checked like an upload's (SHA-256, compared in
+ * constant time with every configured hash), unless TX_AUTH=none. 0 when authorised; otherwise
+ * answers 401 and returns its status. A missing and a wrong key get the very same answer, so it
+ * tells nothing about what was wrong; the presented key is never logged.
+ */
+static int require_key(struct gw *gw, struct mg_connection *c)
+{
+    const char *key = NULL;
+    size_t len = 0;
+
+    if (strcmp(gw->cfg.auth_mode, "none") == 0)
+        return 0;
+    if (gw_auth_extract(mg_get_header(c, "Authorization"), mg_get_header(c, "X-API-Key"), &key,
+                        &len) == 0 &&
+        gw_auth_check(gw->auth, key, len) != NULL)
+        return 0;
+    return gw_send_problem(c, 401, "unauthorized", "Unauthorized",
+                           "this route needs a valid API key: send \"Authorization: Bearer <key>\" "
+                           "or \"X-API-Key: <key>\"",
+                           NULL, (gw_headers) (const char *[]){ "WWW-Authenticate: Bearer", NULL });
 }
 
 /* Client ids follow the record's _id rule; anything else cannot exist. */
@@ -479,11 +504,10 @@ int gw_handle_request(struct mg_connection *c, void *cbdata)
     }
     else if (strncmp(path, "/api/v1/uploads/", 16) == 0) {
         route = "/api/v1/uploads/{id}";
-        if (!get)
-            st = method_not_allowed(c, "GET");
-        else if (!tx_uuid7_valid(path + 16))
+        st = get ? require_key(gw, c) : method_not_allowed(c, "GET");
+        if (st == 0 && !tx_uuid7_valid(path + 16))
             st = bad_id(c, "the upload id (a UUIDv7)");
-        else
+        else if (st == 0)
             st = upload_status(gw, c, path + 16);
     }
     else if (strncmp(path, "/api/v1/clients/", 16) == 0) {
@@ -494,19 +518,22 @@ int gw_handle_request(struct mg_connection *c, void *cbdata)
         if (split_client(path, id, sizeof(id), &what) != 0 ||
             (strcmp(what, "summary") != 0 && strcmp(what, "fraud") != 0))
             st = not_found(c, "use /api/v1/clients/{id}/summary or /api/v1/clients/{id}/fraud");
-        else if (!get)
-            st = method_not_allowed(c, "GET");
-        else if (!client_id_ok(id))
-            st = bad_id(c, "the client id");
-        else if (what[0] == 's')
-            st = client_summary(gw, c, id);
         else
+            st = get ? require_key(gw, c) : method_not_allowed(c, "GET");
+        if (st == 0 && !client_id_ok(id))
+            st = bad_id(c, "the client id");
+        else if (st == 0 && what[0] == 's')
+            st = client_summary(gw, c, id);
+        else if (st == 0)
             st = client_fraud(gw, c, id);
         route = what[0] == 's' ? "/api/v1/clients/{id}/summary" : "/api/v1/clients/{id}/fraud";
     }
     else if (strcmp(path, "/check-fraud") == 0) {
         route = "/check-fraud";
-        st = get ? check_fraud(gw, c) : method_not_allowed(c, "GET");
+        st = get ? (gw->cfg.public_check_fraud ? 0 : require_key(gw, c))
+                 : method_not_allowed(c, "GET");
+        if (st == 0)
+            st = check_fraud(gw, c);
     }
     else if (strcmp(path, "/healthz") == 0) {
         route = "/healthz";

@@ -244,21 +244,56 @@ static int admit(struct upload *u, long long expect_bytes)
     return 0;
 }
 
-/* Reads the whole body under the limit; a short or stalled body is 408, never a half upload. */
+/* Reads the whole body under the limit; a short, stalled or trickling body is 408, never a half
+ * upload. A trickling body holds one of CivetWeb's worker threads, so once the grace time has
+ * passed the body must keep up TX_BODY_MIN_RATE on average (slowloris: one byte at a time).
+ * mg_read returns only once it has all the bytes asked for (or the client is silent for
+ * TX_REQUEST_TIMEOUT_MS), so the size asked for starts at one byte and grows while the bytes come
+ * at once (by one byte during the grace time, then doubling) and halves when a read waits: a
+ * trickling client, even one whose first bytes waited in the socket buffer while the request was
+ * queued, is measured (and cut off) within a few of its bytes, and a fast one reaches the full
+ * chunk after the grace time (a 10 MiB body within it takes about 4,600 reads). */
 static int read_loop(struct upload *u, char *chunk, size_t chunk_len, long long clen, bool chunked,
                      long long max)
 {
-    int64_t deadline = tx_time_mono_ms() + u->gw->cfg.body_timeout_ms;
+    const struct gw_config *cfg = &u->gw->cfg;
+    int64_t start = tx_time_mono_ms();
+    int64_t deadline = start + cfg->body_timeout_ms;
+    size_t want = 1;
 
     for (;;) {
-        int n = mg_read(u->c, chunk, chunk_len);
+        int64_t before = tx_time_mono_ms();
+        int n = mg_read(u->c, chunk, want);
+        int64_t now = tx_time_mono_ms();
 
-        if (n > 0 && tx_time_mono_ms() > deadline) {
+        if (n > 0 && (size_t) n == want && now - before < 50) {
+            size_t next = now - start > cfg->body_grace_ms ? want * 2 : want + 1;
+
+            want = next < chunk_len ? next : chunk_len;
+        }
+        else if (n > 0 && now - before > 200)
+            want = want / 2 > 0 ? want / 2 : 1;
+
+        if (n > 0 && now - start > cfg->body_grace_ms &&
+            (double) (u->body.len + (size_t) n) <
+                (double) cfg->body_min_rate * (double) (now - start) / 1000.0) {
+            char detail[200];
+
+            snprintf(detail, sizeof(detail),
+                     "the body arrived at %.0f bytes/s, below the minimum of %lld bytes/s; "
+                     "nothing was stored",
+                     (double) (u->body.len + (size_t) n) * 1000.0 / (double) (now - start),
+                     cfg->body_min_rate);
+            mg_disable_connection_keep_alive(u->c);
+            return gw_send_problem(u->c, 408, "request-timeout", "Upload too slow", detail, NULL,
+                                   NULL);
+        }
+        if (n > 0 && now > deadline) {
             char detail[160];
 
             snprintf(detail, sizeof(detail),
                      "the body took longer than %lld ms to arrive; nothing was stored",
-                     u->gw->cfg.body_timeout_ms);
+                     cfg->body_timeout_ms);
             mg_disable_connection_keep_alive(u->c);
             return gw_send_problem(u->c, 408, "request-timeout", "Upload too slow", detail, NULL,
                                    NULL);

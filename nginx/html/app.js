@@ -4,7 +4,8 @@
  *
  * Flow per file: preview (record count) -> POST /api/v1/uploads with XMLHttpRequest (upload
  * progress) -> 202: poll GET /api/v1/uploads/{id} until every record is persisted, scored and
- * e-mailed, and GET /api/v1/clients/{id}/fraud for the file's clients -> fraud alerts.
+ * e-mailed, and GET /api/v1/clients/{id}/fraud for the file's clients -> fraud alerts. Both read
+ * routes need the API key too (they answer personal data): it is sent as on the upload.
  * 401: ask for the API key (kept in localStorage) and continue. 429/503/409: wait Retry-After and
  * send the same request again (same Idempotency-Key). 400/422: list every error with its line.
  */
@@ -499,9 +500,17 @@
         if (a.textContent !== text) a.textContent = text;
     }
 
+    /* GET on a read route, with the API key (the upload's key, or the one saved since). */
+    function apiGet(path) {
+        const headers = { Accept: 'application/json' };
+        const key = currentKey();
+        if (key) headers.Authorization = `Bearer ${key}`;
+        return fetch(path, { headers });
+    }
+
     async function checkClient(client) {
         try {
-            const r = await fetch(`/api/v1/clients/${encodeURIComponent(client)}/fraud`, { headers: { Accept: 'application/json' } });
+            const r = await apiGet(`/api/v1/clients/${encodeURIComponent(client)}/fraud`);
             if (!r.ok) return;
             const f = await r.json();
             if (!f.flagged) return;
@@ -530,13 +539,25 @@
         let polls = 0;
         for (;;) {
             let s = null;
+            let refused = false;
             try {
-                const r = await fetch(`/api/v1/uploads/${id}`, { headers: { Accept: 'application/json' } });
+                const r = await apiGet(`/api/v1/uploads/${id}`);
                 if (r.ok) s = await r.json();
+                refused = r.status === 401 || r.status === 403;
             } catch (e) {
                 s = null;
             }
             polls++;
+            if (refused) {
+                setState(c, 'Accepted, but the processing status needs a valid API key: set the key, then check again.', 'waiting');
+                c.actions.replaceChildren(el('button', { type: 'button', class: 'secondary', text: 'Check again' }));
+                c.actions.hidden = false;
+                c.actions.firstChild.addEventListener('click', () => {
+                    c.actions.hidden = true;
+                    follow(item, c, id, records);
+                });
+                return;
+            }
             if (s) {
                 const n = records ?? s.records ?? 0;
                 renderCounts(c, s, n);

@@ -5,7 +5,8 @@
 //
 //   eval "$(ci/stack env)"; node --test tests/cli/cli.test.js
 //
-// Environment: TXUPLOAD (binary; default build/cli/txupload, then build-cli/cli/txupload),
+// Environment: TXUPLOAD (binary; default $TX_BUILD_DIR/cli/txupload when TX_BUILD_DIR is set,
+// else build/cli/txupload, then build-cli/cli/txupload),
 // TX_UPLOAD_URL or TX_PUBLIC_URL (default http://127.0.0.1:8080), TX_API_KEY (required),
 // TX_ADMIN_API_KEY, TX_SEED_DIR (default ../shared/seed-data). --wait needs the consumers.
 const test = require('node:test');
@@ -21,9 +22,9 @@ const path = require('node:path');
 const REPO = path.resolve(__dirname, '../..');
 const BIN =
     process.env.TXUPLOAD ||
-    [path.join(REPO, 'build/cli/txupload'), path.join(REPO, 'build-cli/cli/txupload')].find((p) =>
-        fs.existsSync(p),
-    );
+    (process.env.TX_BUILD_DIR
+        ? path.resolve(REPO, process.env.TX_BUILD_DIR, 'cli/txupload')
+        : [path.join(REPO, 'build/cli/txupload'), path.join(REPO, 'build-cli/cli/txupload')].find((p) => fs.existsSync(p)));
 const URL_BASE = process.env.TX_UPLOAD_URL || process.env.TX_PUBLIC_URL || 'http://127.0.0.1:8080';
 const API_KEY = process.env.TX_API_KEY;
 const ADMIN_KEY = process.env.TX_ADMIN_API_KEY;
@@ -352,6 +353,18 @@ test('status, client and replay', async () => {
     assert.match(ch.stdout, /^client st-.*\n  summary: 2 record\(s\) in upload /);
     assert.match(ch.stdout, /\n  fraud: (not flagged now|Suspected fraud: )/);
 
+    // The status and client routes answer personal data: without the API key, or with a wrong
+    // one, the gateway refuses them (exit 4, and the CLI says which key is needed).
+    for (const args of [['status', up.upload_id], ['client', `st-${RUN}`]]) {
+        const none = await txupload(args, { env: { TX_API_KEY: null } });
+        assert.equal(none.code, 4, `${args[0]} without a key: ${none.stderr}`);
+        assert.match(none.stderr, /needs an API key: pass --api-key or set TX_API_KEY/);
+        const wrong = await txupload(['--api-key', 'wrong-key', ...args]);
+        assert.equal(wrong.code, 4, `${args[0]} with a wrong key: ${wrong.stderr}`);
+        assert.match(wrong.stderr, /was refused/);
+        assert.ok(!wrong.stdout.includes(`st-${RUN}`) && !wrong.stderr.includes('Rua'), 'personal data without a key');
+    }
+
     assert.ok(ADMIN_KEY, 'TX_ADMIN_API_KEY is not set');
     const rp = await txupload(['--json', '--admin-key', ADMIN_KEY, 'replay', up.upload_id]);
     assert.equal(rp.code, 0, rp.stderr);
@@ -405,6 +418,39 @@ const accepted202 = (id) => ({
     body: JSON.stringify({ upload_id: id, records: 1, object: `raw/x/${id}.json`, status_url: `/api/v1/uploads/${id}`, received_at: 'now', sha256: 'x' }),
 });
 const UID = '01a209d0-52b1-7e03-afca-f9e3a51d0599';
+
+test('--wait sends the API key to the status route; a refused key there is exit 4 at once', async () => {
+    const f = writeFile(path.join(tmpRoot, 'waitkey'), 'k.json', JSON.stringify([record('k')]));
+    const done = {
+        status: 200,
+        body: JSON.stringify({ upload_id: UID, records: 1, received: 1, persisted: 1, scored: 1, flagged: 0, notified: 1, emails_sent: 1, emails_failed: 0, flagged_records: [] }),
+    };
+    let srv = await scripted([accepted202(UID), done]);
+    try {
+        const r = await txupload(['--json', '--url', srv.url, '--api-key', 'k1', '--wait', f]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(srv.seen.length, 2);
+        assert.equal(srv.seen[1].method, 'GET');
+        assert.equal(srv.seen[1].url, `/api/v1/uploads/${UID}`);
+        assert.equal(srv.seen[1].headers.authorization, 'Bearer k1');
+    } finally {
+        await srv.close();
+    }
+    srv = await scripted([
+        accepted202(UID),
+        { status: 401, headers: { 'www-authenticate': 'Bearer' }, body: '{"type":"https://txpipe.dev/problems/unauthorized","title":"Unauthorized","status":401}' },
+    ]);
+    try {
+        const t0 = Date.now();
+        const r = await txupload(['--json', '--url', srv.url, '--api-key', 'k1', '--wait', '--wait-timeout', '60', f]);
+        assert.equal(r.code, 4, r.stderr);
+        assert.ok(Date.now() - t0 < 20000, 'a refused status request is not retried until --wait-timeout');
+        assert.equal(srv.seen.length, 2);
+        assert.match(r.stderr, /status request was refused \(HTTP 401\): the API key is not valid/);
+    } finally {
+        await srv.close();
+    }
+});
 
 test('Retry-After is honoured on 503, 429 and 409; the same request is sent again', async () => {
     const srv = await scripted([

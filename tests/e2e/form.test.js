@@ -179,12 +179,17 @@ test('preview counts records before sending; pasted NDJSON is sent as NDJSON', a
     const nd = [record(`e2e-nd-${RUN}-1`), record(`e2e-nd-${RUN}-2`)].map((r) => JSON.stringify(r)).join('\n');
     await page.fill('#paste', nd);
     await page.waitForFunction(() => /pasted\.ndjson.*2 records/.test(document.getElementById('preview').textContent));
+    /* The status route answers personal data: the form polls it with the API key. */
+    const statusReq = page.waitForRequest((r) => /\/api\/v1\/uploads\/[0-9a-f-]{36}$/.test(r.url()) && r.method() === 'GET');
     const [req] = await Promise.all([page.waitForRequest((r) => r.url().endsWith('/api/v1/uploads') && r.method() === 'POST'), page.click('#send')]);
     assert.equal(req.headers()['content-type'], 'application/x-ndjson');
     assert.match(req.headers()['idempotency-key'], /^web:[0-9a-f]{32}$/);
     const c = page.locator('#results > li').first();
     await c.locator('.upload-id').waitFor();
     assert.match(await c.locator('.ident').textContent(), /\(2 records\)/);
+    assert.equal((await statusReq).headers().authorization, `Bearer ${API_KEY}`);
+    const statusRes = await (await statusReq).response();
+    assert.equal(statusRes.status(), 200, 'the form\'s status request was refused');
 });
 
 test('a broken file shows every error with its line, record and field', async () => {

@@ -152,6 +152,44 @@ describe('401 authentication', () => {
       assert.equal(r.status, 202, `${kind}: ${r.text}`);
     }
   });
+
+  /* The read routes answer personal data (record, e-mail, address, verdicts): a key is needed.
+   * Unknown or invalid ids too: without a key nothing tells whether an id exists or is valid. */
+  const READ = ['/api/v1/clients/cliente1/summary', '/api/v1/clients/cliente1/fraud',
+    '/api/v1/uploads/01890000-0000-7000-8000-000000000000', '/api/v1/clients/bad%20id/fraud',
+    '/api/v1/uploads/not-an-id'];
+
+  it('the read routes: no key and a wrong key are the same 401; HEAD too', async () => {
+    for (const p of READ) {
+      const answers = [];
+      for (const headers of [{}, { Authorization: 'Bearer wrong-key' }, { 'X-API-Key': 'wrong-key' },
+        { Authorization: `Bearer ${h.env().TX_API_KEY}x` }, { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }]) {
+        const r = await h.request('GET', p, { headers });
+        assert.equal(r.status, 401, `GET ${p} ${JSON.stringify(headers)}: ${r.status} ${r.text}`);
+        problemType(r, 'unauthorized');
+        assert.equal(r.headers['www-authenticate'], 'Bearer');
+        answers.push(r.text);
+      }
+      assert.equal(new Set(answers).size, 1, `GET ${p}: the answers differ: ${answers.join(' | ')}`);
+      const hd = await h.request('HEAD', p, { validate: false });
+      assert.equal(hd.status, 401, `HEAD ${p}`);
+    }
+  });
+
+  it('the read routes: the right key passes, as Bearer and as X-API-Key', async () => {
+    for (const kind of ['bearer', 'x-api-key']) {
+      assert.equal((await h.read(`/api/v1/clients/${h.uniq('nobody')}/summary`, { auth: kind })).status, 404, kind);
+      assert.equal((await h.read(`/api/v1/clients/${h.uniq('nobody')}/fraud`, { auth: kind })).status, 200, kind);
+      assert.equal((await h.read('/api/v1/uploads/01890000-0000-7000-8000-000000000000', { auth: kind })).status, 404, kind);
+      assert.equal((await h.read('/api/v1/uploads/not-an-id', { auth: kind })).status, 400, kind);
+    }
+  });
+
+  it('/check-fraud needs no key by default (TX_PUBLIC_CHECK_FRAUD=true, the seed\'s contract)', async () => {
+    const r = await h.request('GET', `/check-fraud?transactionId=${h.uniq('public')}`);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { isFraud: false });
+  });
 });
 
 describe('size, length, media type', () => {

@@ -184,7 +184,7 @@ describe('postgres down, then up again', () => {
     const u = newUpload('pg-down');
     const up = await h.upload(u.body, { timeoutMs: 60000 });
     assert.equal(up.status, 202, up.text);
-    const r = await h.request('GET', accepted.status_url, { timeoutMs: 60000 });
+    const r = await h.read(accepted.status_url, { timeoutMs: 60000 });
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.dependency, 'postgresql');
     await assertNotReady('postgresql');
@@ -195,7 +195,7 @@ describe('postgres down, then up again', () => {
     const t0 = Date.now();
     let r;
     do {
-      r = await h.request('GET', accepted.status_url, { timeoutMs: 60000 });
+      r = await h.read(accepted.status_url, { timeoutMs: 60000 });
       if (r.status === 200) break;
       await h.sleep(1000);
     } while (Date.now() - t0 < RECOVERY_MS);

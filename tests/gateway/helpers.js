@@ -281,6 +281,11 @@ function request(method, pathAndQuery, opts = {}) {
   });
 }
 
+/* GET on a read route that needs the API key (upload status, client summary and fraud). */
+function read(pathAndQuery, opts = {}) {
+  return request('GET', pathAndQuery, { ...opts, headers: { ...authHeaders(opts.auth || 'bearer'), ...(opts.headers || {}) } });
+}
+
 function upload(body, opts = {}) {
   const headers = { ...authHeaders(opts.auth), 'Content-Type': opts.contentType || 'application/json', ...(opts.headers || {}) };
   return request('POST', opts.path || '/api/v1/uploads', { ...opts, headers, body });
@@ -668,7 +673,7 @@ async function assertAlive(gw) {
 }
 
 module.exports = {
-  REPO, PROBLEM, UUID7, sleep, env, seedFile, spec, validateResponse, findResponse, request, upload,
+  REPO, PROBLEM, UUID7, sleep, env, seedFile, spec, validateResponse, findResponse, request, read, upload,
   rawRequest, parseRawResponse, authHeaders, uniq, record, s3, redis, mgmt, tapQueue, validateEvent,
   checkUploadEvents, stack, startGateway, assertAlive, keepAliveAgent, mediaType,
 };

@@ -160,3 +160,32 @@ describe('TX_MAX_INFLIGHT=1', () => {
     await assertAliveAndHealthy(box.gw);
   });
 });
+
+describe('TX_PUBLIC_CHECK_FRAUD=false', () => {
+  const box = ownGateway({ TX_PUBLIC_CHECK_FRAUD: 'false' });
+
+  it('/check-fraud needs a key: none and a wrong one are 401, the right one 200', async () => {
+    const q = `/check-fraud?transactionId=${h.uniq('private')}`;
+    for (const headers of [{}, { Authorization: 'Bearer wrong-key' }]) {
+      const r = await h.request('GET', q, { base: box.gw.url, agent: false, headers });
+      assert.equal(r.status, 401, `${JSON.stringify(headers)}: ${r.text}`);
+      assert.equal(r.json.type, `${h.PROBLEM}unauthorized`);
+    }
+    const ok = await h.read(q, { base: box.gw.url, agent: false });
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(ok.json, { isFraud: false });
+    await assertAliveAndHealthy(box.gw);
+  });
+});
+
+describe('TX_AUTH=none', () => {
+  const box = ownGateway({ TX_AUTH: 'none', TX_API_KEYS: '' });
+
+  it('the read routes answer without a key', async () => {
+    const r = await h.request('GET', `/api/v1/clients/${h.uniq('open')}/fraud`, { base: box.gw.url, agent: false });
+    assert.equal(r.status, 200, r.text);
+    const s = await h.request('GET', '/api/v1/uploads/01890000-0000-7000-8000-000000000000', { base: box.gw.url, agent: false });
+    assert.equal(s.status, 404, s.text);
+    await assertAliveAndHealthy(box.gw);
+  });
+});

@@ -79,7 +79,7 @@ describe('seed upload (shared/seed-data/Dados.json, byte for byte)', () => {
   });
 
   it('GET status_url reports the upload', async () => {
-    const r = await h.request('GET', answer.status_url);
+    const r = await h.read(answer.status_url);
     assert.equal(r.status, 200);
     assert.equal(r.json.upload_id, answer.upload_id);
     assert.equal(r.json.records, 1);
@@ -87,7 +87,7 @@ describe('seed upload (shared/seed-data/Dados.json, byte for byte)', () => {
   });
 
   it('GET /api/v1/clients/cliente1/summary returns the cached record', async () => {
-    const r = await h.request('GET', '/api/v1/clients/cliente1/summary');
+    const r = await h.read('/api/v1/clients/cliente1/summary');
     assert.equal(r.status, 200);
     assert.deepEqual(r.json.record, records[0]);
     assert.ok(r.json.ttl_seconds > 0 && r.json.ttl_seconds <= 60);
@@ -126,7 +126,7 @@ describe('seed compatibility routes', () => {
 
   it('GET /api/v1/clients/{id}/fraud: not flagged, no history, for a new client', async () => {
     const id = h.uniq('fraud-none');
-    const r = await h.request('GET', `/api/v1/clients/${id}/fraud`);
+    const r = await h.read(`/api/v1/clients/${id}/fraud`);
     assert.equal(r.status, 200);
     assert.deepEqual(r.json, { client_id: id, flagged: false, current: null, history: [] });
   });
@@ -187,7 +187,7 @@ describe('body formats', () => {
     const t0 = Date.now();
     const a = await checkAccepted(await h.upload(JSON.stringify([rec])), JSON.stringify([rec]), 1, t0);
     h.checkUploadEvents(await tap.collect([a.upload_id], 1), a, [rec]);
-    const r = await h.request('GET', `/api/v1/clients/${id}/summary`);
+    const r = await h.read(`/api/v1/clients/${id}/summary`);
     assert.deepEqual(r.json.record, rec);
     assert.equal(r.json.last_upload_id, a.upload_id);
   });
@@ -197,7 +197,7 @@ describe('body formats', () => {
     const recs = [h.record(id, { endereco: 'first' }), h.record(`${id}-other`), h.record(id, { endereco: 'last' })];
     const t0 = Date.now();
     const a = await checkAccepted(await h.upload(JSON.stringify(recs)), JSON.stringify(recs), 3, t0);
-    const r = await h.request('GET', `/api/v1/clients/${id}/summary`);
+    const r = await h.read(`/api/v1/clients/${id}/summary`);
     assert.equal(r.status, 200);
     assert.equal(r.json.record.endereco, 'last');
     assert.equal(r.json.count, 2);
@@ -210,19 +210,19 @@ describe('status routes', () => {
   it('GET /api/v1/uploads/{id}: 404 for an unknown UUIDv7, 400 for an invalid id', async () => {
     const hex = Date.now().toString(16).padStart(12, '0');
     const unknown = `${hex.slice(0, 8)}-${hex.slice(8)}-7${crypto.randomBytes(2).toString('hex').slice(1)}-8${crypto.randomBytes(2).toString('hex').slice(1)}-${crypto.randomBytes(6).toString('hex')}`;
-    let r = await h.request('GET', `/api/v1/uploads/${unknown}`);
+    let r = await h.read(`/api/v1/uploads/${unknown}`);
     assert.equal(r.status, 404);
     for (const bad of ['not-a-uuid', '4f1c1f7e-5b86-4b8e-9d62-52e5b4a5b1aa', unknown.toUpperCase()]) {
-      r = await h.request('GET', `/api/v1/uploads/${bad}`);
+      r = await h.read(`/api/v1/uploads/${bad}`);
       assert.equal(r.status, 400, bad);
       assert.equal(r.json.type, `${h.PROBLEM}invalid-id`);
     }
   });
 
   it('GET /api/v1/clients/{id}/summary: 404 for a client without a summary, 400 for a bad id', async () => {
-    let r = await h.request('GET', `/api/v1/clients/${h.uniq('nobody')}/summary`);
+    let r = await h.read(`/api/v1/clients/${h.uniq('nobody')}/summary`);
     assert.equal(r.status, 404);
-    r = await h.request('GET', '/api/v1/clients/bad%20id/summary');
+    r = await h.read('/api/v1/clients/bad%20id/summary');
     assert.equal(r.status, 400);
     assert.equal(r.json.type, `${h.PROBLEM}invalid-id`);
   });

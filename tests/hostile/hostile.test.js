@@ -525,11 +525,13 @@ function buildCorpus() {
     ['Content-Type', 'application/json'], ['Idempotency-Key', 'i'.repeat(10 * 1024)]] }), [400], ['invalid-idempotency-key'], 'POST', '/api/v1/uploads');
   add('header floods', hf);
 
-  /* Path tricks: traversal, encoded dots, double slashes, NUL bytes, very long paths, unicode. */
+  /* Path tricks: traversal, encoded dots, double slashes, NUL bytes, very long paths, unicode.
+   * With the API key (the read routes need one), so that the path handling itself is probed. */
   const pt = [];
   const get = (target, { expect = [404], types = ['not-found'], specPath = null, method = 'GET', body = null, noAnswerOk } = {}) => pt.push({
     id: `path/${method}/${target.length > 80 ? `${target.slice(0, 40)}...(${target.length})` : target}`,
-    data: method === 'POST' ? httpReq({ target, body: B(body || '[]') }) : httpReq({ method, target, headers: [['Host', 'x']] }),
+    data: method === 'POST' ? httpReq({ target, body: B(body || '[]') })
+      : httpReq({ method, target, headers: [['Host', 'x'], ['X-API-Key', h.env().TX_API_KEY]] }),
     method, path: specPath, expect, types, head: method === 'HEAD', noAnswerOk,
   });
   const notFoundOr400 = { expect: [400, 404], types: ['not-found', 'http-error', 'invalid-id'] };

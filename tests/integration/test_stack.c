@@ -5,8 +5,9 @@
  *
  * Run: ci/stack up && eval "$(ci/stack env)" && ctest --test-dir <build> -L integration -R stack
  *
- * It leaves no trace a pipeline test could see: the Redis key expires, nothing is published to a
- * routed key, SQL probes are rolled back, and the one test mail is deleted by id.
+ * It leaves no trace a pipeline test could see: the Redis key expires, nothing is delivered to a
+ * queue (routed keys are probed with a foreign user-id the broker refuses before routing), SQL
+ * probes are rolled back, and the one test mail is deleted by id.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -294,8 +295,12 @@ static amqp_rpc_reply_t exchange_declare_passive(struct amqp *a, const char *nam
 
 /* Publishes a small transient message with publisher confirms on; returns 0 when the broker
  * acked it, the reply code when it closed the channel (the channel is then replaced), -1 on a
- * nack. The channel must be in confirm mode. */
-static int publish_confirmed(struct amqp *a, const char *exchange, const char *key)
+ * nack. The channel must be in confirm mode. user_id (or NULL) sets the user-id property: RabbitMQ
+ * refuses one that is not the login's name with 406 PRECONDITION_FAILED, after the write and
+ * topic permission checks and before routing, so a foreign user_id probes the permission to
+ * publish a routed key without delivering anything (403 refused, 406 permitted). */
+static int publish_confirmed(struct amqp *a, const char *exchange, const char *key,
+                             const char *user_id)
 {
     amqp_basic_properties_t props;
     struct timeval tv = { IO_TIMEOUT_S, 0 };
@@ -306,6 +311,10 @@ static int publish_confirmed(struct amqp *a, const char *exchange, const char *k
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = 1;
+    if (user_id != NULL) {
+        props._flags |= AMQP_BASIC_USER_ID_FLAG;
+        props.user_id = amqp_cstring_bytes(user_id);
+    }
     rc = amqp_basic_publish(a->conn, (amqp_channel_t) a->ch, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(key), 0, 0, &props, amqp_cstring_bytes("{}"));
     if (rc != AMQP_STATUS_OK)
@@ -327,6 +336,24 @@ static int publish_confirmed(struct amqp *a, const char *exchange, const char *k
             return (int) amqp_refusal(a, r, "basic.publish");
         }
     }
+}
+
+#define FOREIGN_USER_ID "test-stack-not-this-user"
+
+/* Puts the channel in confirm mode and probes a publish of key to exchange with a foreign user-id:
+ * fails unless the broker answers want (AMQP_PRECONDITION_FAILED: permitted, AMQP_ACCESS_REFUSED:
+ * refused). */
+static void expect_publish_probe(struct amqp *a, const char *exchange, const char *key,
+                                 unsigned want)
+{
+    int code;
+
+    amqp_confirm_select(a->conn, (amqp_channel_t) a->ch);
+    amqp_check(a, amqp_get_rpc_reply(a->conn), "confirm.select");
+    code = publish_confirmed(a, exchange, key, FOREIGN_USER_ID);
+    if (code < 0 || (unsigned) code != want)
+        fail_msg("%s: publish to %s with key '%s': got %d, want %u (%s)", a->who, exchange, key,
+                 code, want, want == AMQP_ACCESS_REFUSED ? "refused" : "permitted");
 }
 
 static void test_amqp_queues_exist(void **state)
@@ -371,20 +398,29 @@ static void test_amqp_gateway_publish_only(void **state)
     unsigned code;
 
     (void) state;
+    /* The admin user (no topic permissions) publishes any key: one no binding matches reaches no
+     * queue, and the broker confirms it. */
+    amqp_connect_env(&admin, "TX_AMQP_URL");
+    amqp_confirm_select(admin.conn, (amqp_channel_t) admin.ch);
+    amqp_check(&admin, amqp_get_rpc_reply(admin.conn), "confirm.select");
+    assert_int_equal(publish_confirmed(&admin, "tx.events", "test.stack.unrouted", NULL), 0);
+    amqp_disconnect(&admin);
+
     amqp_connect_env(&a, "TX_AMQP_URL_GATEWAY");
     amqp_check(&a, exchange_declare_passive(&a, "tx.events"), "passive exchange.declare tx.events");
+    /* Topic permissions: the gateway may publish transaction.received to tx.events, and no other
+     * key (a forged verdict, a test key). */
+    expect_publish_probe(&a, "tx.events", "transaction.received", AMQP_PRECONDITION_FAILED);
+    expect_publish_probe(&a, "tx.events", "transaction.scored", AMQP_ACCESS_REFUSED);
+    expect_publish_probe(&a, "tx.events", "notification.sent", AMQP_ACCESS_REFUSED);
     amqp_confirm_select(a.conn, (amqp_channel_t) a.ch);
     amqp_check(&a, amqp_get_rpc_reply(a.conn), "confirm.select");
-    /* A routing key no binding matches: the message reaches no queue, but the publish itself
-     * needs write permission on tx.events and is confirmed. */
-    assert_int_equal(publish_confirmed(&a, "tx.events", "test.stack.unrouted"), 0);
+    code = (unsigned) publish_confirmed(&a, "tx.events", "test.stack.unrouted", NULL);
+    if (code != AMQP_ACCESS_REFUSED)
+        fail_msg("gateway publish of an unrouted test key: got %d, want 403", (int) code);
 
     /* Not allowed: the dead-letter exchange ... */
-    amqp_confirm_select(a.conn, (amqp_channel_t) a.ch);
-    amqp_check(&a, amqp_get_rpc_reply(a.conn), "confirm.select");
-    code = (unsigned) publish_confirmed(&a, "tx.dlx", "test.stack.unrouted");
-    if (code != AMQP_ACCESS_REFUSED)
-        fail_msg("gateway publish to tx.dlx: got %d, want 403 ACCESS_REFUSED", (int) code);
+    expect_publish_probe(&a, "tx.dlx", "tx.fraud.dlq", AMQP_ACCESS_REFUSED);
 
     /* ... and declaring a queue. */
     run_token(tok, sizeof(tok));
@@ -403,18 +439,23 @@ static void test_amqp_gateway_publish_only(void **state)
     amqp_disconnect(&a);
 }
 
-/* Each consumer's user reaches its own queue and may not consume another one. No message is
- * ever consumed (the queues may hold real work). */
+/* Each consumer's user reaches its own queue and may not consume another one, and publishes
+ * only its own routing keys (topic permissions). No message is ever consumed (the queues may hold
+ * real work) or delivered (the publishes are user-id probes). */
 static void test_amqp_service_users(void **state)
 {
     static const struct {
         const char *var;
         const char *own;
         const char *other;
+        const char *own_key;   /* a routing key it may publish to tx.events, or NULL */
+        const char *other_key; /* one it may not */
     } users[] = {
-        { "TX_AMQP_URL_FRAUD", "tx.fraud", "tx.persist" },
-        { "TX_AMQP_URL_NOTIFY", "tx.notify", "tx.fraud" },
-        { "TX_AMQP_URL_PERSIST", "tx.persist", "tx.notify" },
+        { "TX_AMQP_URL_FRAUD", "tx.fraud", "tx.persist", "transaction.scored",
+          "transaction.received" },
+        { "TX_AMQP_URL_NOTIFY", "tx.notify", "tx.fraud", "notification.failed",
+          "transaction.scored" },
+        { "TX_AMQP_URL_PERSIST", "tx.persist", "tx.notify", NULL, "notification.sent" },
     };
     struct amqp a;
 
@@ -426,6 +467,9 @@ static void test_amqp_service_users(void **state)
                            amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
         assert_int_equal(amqp_refusal(&a, amqp_get_rpc_reply(a.conn), "basic.consume other"),
                          AMQP_ACCESS_REFUSED);
+        if (users[i].own_key != NULL)
+            expect_publish_probe(&a, "tx.events", users[i].own_key, AMQP_PRECONDITION_FAILED);
+        expect_publish_probe(&a, "tx.events", users[i].other_key, AMQP_ACCESS_REFUSED);
         amqp_disconnect(&a);
     }
 }

@@ -65,7 +65,7 @@ async function upload(file) {
 }
 
 async function status(id) {
-  const res = await fetch(`${publicUrl}/api/v1/uploads/${id}`);
+  const res = await fetch(`${publicUrl}/api/v1/uploads/${id}`, { headers: { Authorization: `Bearer ${apiKey}` } });
   assert.equal(res.status, 200);
   return res.json();
 }

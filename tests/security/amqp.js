@@ -186,8 +186,14 @@ class Conn {
    * basic.publish with publisher confirms (so a refusal, which the broker reports by closing the
    * channel, is told apart from success: a basic.ack). Not mandatory: an unroutable key is
    * dropped by the broker, so a permitted test message never reaches a queue.
+   *
+   * { userId }: sets the user-id property. RabbitMQ checks it against the login (406
+   * PRECONDITION_FAILED when it differs) after the exchange's write permission and the topic
+   * permission of the routing key, and before routing: a publish with a foreign userId is refused
+   * with 403 when either permission is missing and with 406 when both are granted, and in neither
+   * case reaches a queue. That probes a routed key without delivering anything.
    */
-  async publish(exchange, routingKey, body = '{}') {
+  async publish(exchange, routingKey, body = '{}', { userId } = {}) {
     const ch = await this.openChannel();
     let p = this.wait(ch, ['confirm.select-ok']);
     this.sock.write(method(ch, 85, 10, new W().u8(0).buf()));
@@ -196,7 +202,11 @@ class Conn {
     p = this.wait(ch, ['basic.ack', 'basic.nack']);
     const b = Buffer.from(body);
     this.sock.write(method(ch, 60, 40, new W().u16(0).shortstr(exchange).shortstr(routingKey).u8(0).buf()));
-    this.sock.write(frame(FRAME_HEADER, ch, new W().u16(60).u16(0).u64(b.length).u16(0).buf()));
+    /* Content header: class 60, weight 0, body size, property flags (0x0010: user-id). */
+    const hdr = new W().u16(60).u16(0).u64(b.length);
+    if (userId !== undefined) hdr.u16(0x0010).shortstr(userId);
+    else hdr.u16(0);
+    this.sock.write(frame(FRAME_HEADER, ch, hdr.buf()));
     this.sock.write(frame(FRAME_BODY, ch, b));
     r = await p;
     if (r.name === 'basic.ack') return { ok: true, name: r.name };

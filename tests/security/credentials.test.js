@@ -8,8 +8,10 @@
  *             delete needs too) or bind a queue, declare an exchange, or publish to tx.dlx or
  *             the default exchange; each
  *             consumer's user reads only its own queue (not another consumer's, not a DLQ),
- *             configures nothing, and txpersist publishes nothing; a wrong password or vhost is
- *             refused; no service user may use the management API.
+ *             configures nothing, and txpersist publishes nothing; topic permissions limit each
+ *             user to its own routing keys on tx.events (gateway transaction.received, txfraud
+ *             transaction.scored, txnotify notification.sent|failed); a wrong password or vhost
+ *             is refused; no service user may use the management API.
  *   PostgreSQL (ci/lib/stack_services.sh pg_bootstrap) txreader reads and cannot INSERT, UPDATE,
  *             DELETE, TRUNCATE, CREATE, ALTER, DROP or become txpipe; txpipe (the writer) is no
  *             superuser and cannot create roles or databases, alter roles, run programs or read
@@ -19,16 +21,18 @@
  *             Per-service keys exist in compose only (MinIO): volumes/minio/init.sh's policy
  *             and compose/docker-compose.yml are read and checked here.
  *   API keys  missing and wrong keys are both 401 problem+json and reveal nothing (no key name,
- *             no hash, no echo; every wrong key gets the same bytes); the admin route refuses
- *             the normal key; TX_API_KEYS / TX_ADMIN_API_KEYS hold only SHA-256 hashes; the
+ *             no hash, no echo; every wrong key gets the same bytes); the read routes with
+ *             personal data (upload status, client summary and fraud) need a key, /check-fraud
+ *             (the seed's) does not by default; the admin route refuses the normal key; TX_API_KEYS / TX_ADMIN_API_KEYS hold only SHA-256 hashes; the
  *             gateway's environment holds no plaintext key.
  *   processes every binary started by ci/up holds only its own credentials (/proc/PID/environ).
  *   logs      no password or key of `ci/stack env` (nor a wrong key a client sent) appears in
  *             any log file under $TX_STATE_DIR (run it last, after a full run: ci/chaos does).
  *
  * Reads the variables of `ci/stack env`; changes nothing (refused attempts only; the allowed
- * probes are a passive declare, a publish no binding routes, a SELECT and a replay of an
- * upload id that does not exist). Nothing that would destroy data if it were wrongly permitted
+ * probes are a passive declare, publishes the broker refuses before routing (a foreign user-id:
+ * 406 when the key is permitted, 403 when not), a SELECT, status reads of ids that do not exist
+ * and a replay of an upload id that does not exist). Nothing that would destroy data if it were wrongly permitted
  * is tried (no purge, no delete): configure rights are probed by re-declaring (403 when
  * refused, 406 PRECONDITION_FAILED without any change when permitted).
  */
@@ -109,10 +113,45 @@ describe('RabbitMQ: each user only within its permissions', () => {
     assert.equal(r.code, 403, `${what}: ${r.code} ${r.text}`);
   };
 
+  /*
+   * Publishing is probed with a foreign user-id property (see amqp.js publish): RabbitMQ checks
+   * the exchange's write permission, then the routing key's topic permission, then the user-id,
+   * all before routing. So a permitted key answers 406 PRECONDITION_FAILED, a refused one 403
+   * ACCESS_REFUSED, and neither delivers anything, even for the keys the pipeline routes.
+   */
+  const FOREIGN_USER_ID = 'security-probe-not-this-user';
+  const permittedKey = (r, what) => {
+    assert.equal(r.ok, false, `${what}: the probe was delivered (the user-id check is missing?)`);
+    assert.equal(r.code, 406, `${what} must be permitted (406 for the foreign user-id): ${r.code} ${r.text}`);
+    assert.match(r.text, /user_id/, `${what}: refused for another reason than the user-id probe: ${r.text}`);
+  };
+  const probe = (c, key) => c.publish('tx.events', key, '{}', { userId: FOREIGN_USER_ID });
+  /* Routing keys on tx.events (ARCHITECTURE section 6) and which user publishes each: the
+   * gateway transaction.received (uploads and replays), txfraud transaction.scored, txnotify
+   * notification.sent|failed; txpersist publishes nothing. */
+  const KEYS = ['transaction.received', 'transaction.scored', 'notification.sent', 'notification.failed',
+    'notification.other', 'transaction.received.x', 'security.test.unrouted', ''];
+  const OWN_KEYS = {
+    txgateway: ['transaction.received'],
+    txfraud: ['transaction.scored'],
+    txnotify: ['notification.sent', 'notification.failed'],
+    txpersist: [],
+  };
+  const URLS = { txgateway: 'TX_AMQP_URL_GATEWAY', txfraud: 'TX_AMQP_URL_FRAUD', txnotify: 'TX_AMQP_URL_NOTIFY', txpersist: 'TX_AMQP_URL_PERSIST' };
+
+  test('the probe itself: the admin user\'s foreign user-id is 406, a refused key 403', async () => {
+    /* txadmin has no topic permissions (all keys): the probe is 406 for any key. A key no
+     * binding routes, so that nothing would be delivered even if the user-id were not checked. */
+    const admin = await login(E.TX_AMQP_URL);
+    permittedKey(await probe(admin, 'security.test.unrouted'), 'txadmin probe security.test.unrouted');
+    const gw = await login(E.TX_AMQP_URL_GATEWAY);
+    refused(await gw.publish('tx.dlx', 'tx.fraud.dlq', '{}', { userId: FOREIGN_USER_ID }), 'gateway probe to tx.dlx (no write permission)');
+  });
+
   test('gateway: publishes to tx.events only; reads, configures, binds nothing', async () => {
     const c = await login(E.TX_AMQP_URL_GATEWAY);
     assert.equal((await c.queueDeclare('tx.fraud', { passive: true })).ok, true, 'passive declare needs no permission');
-    assert.equal((await c.publish('tx.events', 'security.test.unrouted')).ok, true, 'publish to tx.events (a key no binding routes)');
+    permittedKey(await probe(c, 'transaction.received'), 'gateway publish transaction.received to tx.events');
     for (const q of ['tx.fraud', 'tx.notify', 'tx.persist', 'tx.fraud.dlq']) {
       refused(await c.basicConsume(q), `gateway basic.consume ${q}`);
       refused(await c.basicGet(q), `gateway basic.get ${q}`);
@@ -130,9 +169,9 @@ describe('RabbitMQ: each user only within its permissions', () => {
   });
 
   for (const [name, url, own, pub] of [
-    ['txfraud', 'TX_AMQP_URL_FRAUD', 'tx.fraud', true],
-    ['txnotify', 'TX_AMQP_URL_NOTIFY', 'tx.notify', true],
-    ['txpersist', 'TX_AMQP_URL_PERSIST', 'tx.persist', false],
+    ['txfraud', 'TX_AMQP_URL_FRAUD', 'tx.fraud', 'transaction.scored'],
+    ['txnotify', 'TX_AMQP_URL_NOTIFY', 'tx.notify', 'notification.sent'],
+    ['txpersist', 'TX_AMQP_URL_PERSIST', 'tx.persist', null],
   ]) {
     test(`${name}: reads ${own} only, configures nothing${pub ? ', publishes to tx.events only' : ', publishes nothing'}`, async () => {
       const c = await login(E[url]);
@@ -150,8 +189,8 @@ describe('RabbitMQ: each user only within its permissions', () => {
       refused(await c.queueBind(own, 'tx.events', 'security.test.bind-probe'), `${name} queue.bind`);
       refused(await c.publish('tx.dlx', `${own}.dlq`), `${name} publish to tx.dlx`);
       refused(await c.publish('', own), `${name} publish to the default exchange`);
-      if (pub) assert.equal((await c.publish('tx.events', 'security.test.unrouted')).ok, true, `${name} publish to tx.events`);
-      else refused(await c.publish('tx.events', 'security.test.unrouted'), `${name} publish to tx.events`);
+      if (pub) permittedKey(await probe(c, pub), `${name} publish ${pub} to tx.events`);
+      else refused(await probe(c, 'notification.sent'), `${name} publish to tx.events`);
     });
   }
 
@@ -173,17 +212,26 @@ describe('RabbitMQ: each user only within its permissions', () => {
     }
   });
 
-  /* Known gap (reported): no topic permissions, so a service may publish any routing key on
-   * tx.events, e.g. the gateway a forged transaction.scored (a verdict) or notification.sent.
-   * Suggested fix: "topic_permissions" in definitions.json (gateway ^transaction\.received$,
-   * txfraud ^transaction\.scored$, txnotify ^notification\.(sent|failed)$). */
-  test('gateway cannot publish another service\'s routing key (transaction.scored)', { todo: 'no RabbitMQ topic permissions yet (see the comment)' }, async () => {
+  /* Topic permissions (volumes/rabbitmq/definitions.json "topic_permissions"): on tx.events
+   * each user may publish only its own routing keys, so no service can forge another's event
+   * (the gateway a verdict, txfraud an upload, txnotify a verdict). */
+  test('gateway cannot publish another service\'s routing key (transaction.scored)', async () => {
     const c = await login(E.TX_AMQP_URL_GATEWAY);
-    /* tx.events routes transaction.scored to tx.notify and tx.persist: send nothing real. Only
-     * the permission is probed, by a key that is refused if topic permissions exist but is not
-     * routed: transaction.scored.security-probe (no binding matches it). */
-    refused(await c.publish('tx.events', 'transaction.scored.security-probe'), 'gateway publish transaction.scored.*');
+    refused(await probe(c, 'transaction.scored'), 'gateway publish transaction.scored');
+    refused(await c.publish('tx.events', 'transaction.scored.security-probe'), 'gateway publish transaction.scored.* (no user-id)');
+    permittedKey(await probe(c, 'transaction.received'), 'gateway publish transaction.received');
   });
+
+  for (const [user, own] of Object.entries(OWN_KEYS)) {
+    test(`${user}: topic permissions on tx.events allow ${own.length ? own.join(', ') : 'no key'} and refuse every other key`, async () => {
+      const c = await login(E[URLS[user]]);
+      for (const key of KEYS) {
+        const r = await probe(c, key);
+        if (own.includes(key)) permittedKey(r, `${user} publish '${key}'`);
+        else refused(r, `${user} publish '${key}'`);
+      }
+    });
+  }
 });
 
 /* ---- PostgreSQL ---------------------------------------------------------------------------- */
@@ -351,16 +399,52 @@ describe('API keys', () => {
     assert.equal(ok.status, 404, `the admin key passes authorisation (then: no such upload): ${ok.text}`);
   });
 
-  /* Known gap (reported): the read routes need no key. /check-fraud is the seed's public
-   * contract, but /api/v1/clients/{id}/summary answers the client's latest record (name,
-   * e-mail, address, amount) to anyone who knows or guesses a client id, for 60 s after an
-   * upload. Suggested fix: require an API key (any) on /api/v1/clients/* and /api/v1/uploads/*. */
-  test('the routes that return personal data need an API key', { todo: 'read routes are public (see the comment)' }, async () => {
-    for (const p of ['/api/v1/clients/cliente1/summary', '/api/v1/clients/cliente1/fraud',
-      '/api/v1/uploads/01890000-0000-7000-8000-000000000000']) {
-      const r = await req('GET', `${G()}${p}`);
-      assert.equal(r.status, 401, `GET ${p} without a key: ${r.status}`);
+  /* The read routes answer personal data (the summary: the client's latest record with name,
+   * e-mail, address and amount; the fraud history; an upload's flagged records), so they need
+   * an API key (any of TX_API_KEYS), checked like an upload's. /check-fraud, the seed's public
+   * route, answers one boolean and stays public by default (TX_PUBLIC_CHECK_FRAUD=true). */
+  test('the routes that return personal data need an API key', async () => {
+    const id = '01890000-0000-7000-8000-000000000000'; /* a valid UUIDv7 that no upload has */
+    const names = [...E.TX_API_KEYS.split(','), ...E.TX_ADMIN_API_KEYS.split(',')].map((x) => x.split(':'));
+    const withKey = {
+      '/api/v1/clients/cliente1/summary': [200, 404], /* 404 once the 60 s summary expired */
+      '/api/v1/clients/cliente1/fraud': [200],
+      [`/api/v1/uploads/${id}`]: [404],
+      '/api/v1/clients/security-probe-nobody/fraud': [200],
+    };
+    for (const [p, okStatus] of Object.entries(withKey)) {
+      const refusedAnswers = [];
+      for (const h of [{}, { Authorization: `Bearer ${CANARY}` }, { 'X-API-Key': `${CANARY}-2` },
+        { Authorization: `Bearer ${E.TX_API_KEY.slice(0, -1)}` }, { Authorization: `Bearer ${E.TX_API_KEYS.split(':')[1]}` },
+        { Authorization: `Bearer ${E.TX_ADMIN_API_KEY}x` }]) {
+        const r = await req('GET', `${G()}${p}`, { headers: h });
+        assert.equal(r.status, 401, `GET ${p} ${JSON.stringify(Object.keys(h))}: ${r.status} ${r.text}`);
+        assert.match(r.headers['content-type'], /^application\/problem\+json/);
+        assert.equal(r.headers['www-authenticate'], 'Bearer');
+        assert.equal(JSON.parse(r.text).type, 'https://txpipe.dev/problems/unauthorized');
+        assert.ok(!r.text.includes(CANARY) && !r.text.includes(E.TX_API_KEY.slice(0, 8)), 'the key echoed');
+        assert.ok(!/cliente1|security-probe|01890000/.test(r.text), `GET ${p}: the 401 names the resource: ${r.text}`);
+        for (const [n, hash] of names) {
+          assert.ok(!r.text.includes(hash.slice(0, 12)), 'a key hash in the answer');
+          assert.ok(!new RegExp(`\\b${n}\\b`).test(r.text), `the key name ${n} in the answer`);
+        }
+        refusedAnswers.push(JSON.stringify({ b: r.text, h: Object.entries(r.headers).filter(([k]) => k !== 'date') }));
+      }
+      /* Missing and wrong keys: the very same answer, nothing tells what was wrong. */
+      assert.equal(new Set(refusedAnswers).size, 1, `GET ${p}: the refusals differ`);
+      for (const h of [{ Authorization: `Bearer ${E.TX_API_KEY}` }, { 'X-API-Key': E.TX_API_KEY }]) {
+        const r = await req('GET', `${G()}${p}`, { headers: h });
+        assert.ok(okStatus.includes(r.status), `GET ${p} with the key: ${r.status} ${r.text}`);
+        if (r.status === 404) assert.equal(JSON.parse(r.text).type, 'https://txpipe.dev/problems/not-found');
+      }
     }
+    const ok = await req('GET', `${G()}/api/v1/clients/security-probe-nobody/fraud`, { headers: { Authorization: `Bearer ${E.TX_API_KEY}` } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(JSON.parse(ok.text), { client_id: 'security-probe-nobody', flagged: false, current: null, history: [] });
+    /* The seed's route: public by default, one boolean, no personal data. */
+    const cf = await req('GET', `${G()}/check-fraud?transactionId=security-probe-nobody`);
+    assert.equal(cf.status, 200, cf.text);
+    assert.deepEqual(JSON.parse(cf.text), { isFraud: false });
   });
 
   test('keys are configured as SHA-256 hashes only', () => {
