@@ -511,7 +511,12 @@ function buildCorpus() {
   tooMany, tooManyT, 'POST', '/api/v1/uploads');
   hfCase('one-64KiB-header', httpReq({ method: 'GET', target: '/healthz', headers: [['Host', 'x'], ['X-Big', 'a'.repeat(64 * 1024)]] }), tooMany, tooManyT);
   hfCase('one-17KiB-header', httpReq({ method: 'GET', target: '/healthz', headers: [['Host', 'x'], ['X-Big', 'a'.repeat(17 * 1024)]] }), tooMany, tooManyT);
+  /* CivetWeb answers 413 after reading the first 16 KiB and closes with the rest unread; Linux
+   * then resets the connection, which may discard the answer before the client reads it (no
+   * lingering close in CivetWeb on Linux). The gateway must refuse it and stay healthy; through
+   * nginx (large_client_header_buffers) the client gets nginx's own 400. */
   hfCase('one-1MiB-header', httpReq({ method: 'GET', target: '/healthz', headers: [['Host', 'x'], ['X-Big', 'a'.repeat(MiB)]] }), tooMany, tooManyT);
+  hf[hf.length - 1].noAnswerOk = 'CivetWeb closes after 16 KiB with the rest unread; the reset may discard its 413';
   hfCase('8KiB-header-ok', httpReq({ method: 'GET', target: '/healthz', headers: [['Host', 'x'], ['X-Big', 'a'.repeat(8 * 1024)]] }), [200], null);
   hfCase('40x256B-headers-ok', httpReq({ method: 'GET', target: '/healthz', headers: [['Host', 'x'], ...fill(40, 256)] }), [200], null);
   hfCase('1000-headers-upload', httpReq({ body: B('['), headers: [['Host', 'x'], ...fill(1000, 8)] }), tooMany, tooManyT, 'POST', '/api/v1/uploads');
@@ -730,6 +735,7 @@ function send(base, c) {
 /* Checks one result against its case; returns null or a failure message. */
 function judge(c, r) {
   if (!r.response) {
+    if (c.noAnswerOk && !r.timedOut && !r.refused && (!r.error || /ECONNRESET/.test(String(r.error)))) return null;
     if (r.error) return `${r.error}`;
     if (r.refused) return 'connection refused (gateway down)';
     if (c.noAnswerOk && !r.timedOut) return null;
