@@ -1015,10 +1015,21 @@ int queue_publisher_ping(struct queue_publisher *p, struct tx_err *err)
 
 /* ---- consumer ---- */
 
+#define RETRY_FIRST_MS 500L
+#define RETRY_MAX_MS   30000L
+#define RETRY_HOLD_MS  600000L
+#define RETRY_LIMIT_MS 600000L  /* longest back-off */
+#define HOLD_LIMIT_MS  1500000L /* longest hold: under RabbitMQ's consumer_timeout (30 min) */
+
 /* A delivery in hand: the public view plus the bytes it points to. */
 struct held {
     struct held *next;
     int64_t arrived_ms;
+    int64_t held_since_ms; /* its first failed attempt (tries > 0) */
+    int64_t due_ms;        /* its next attempt (held) */
+    long delay_ms;         /* the back-off before that attempt */
+    unsigned tries;        /* failed attempts (QUEUE_RETRY or QUEUE_DEFER) so far */
+    bool dep;              /* held for QUEUE_RETRY (pauses the consumer), else QUEUE_DEFER */
     struct queue_delivery d;
     char *body; /* inside data[], filled by body frames */
     char data[];
@@ -1058,6 +1069,15 @@ struct queue_consumer {
     long backoff_ms;
     unsigned attempts;
     uint64_t rng;
+    /* Deliveries held for another attempt (QUEUE_RETRY, QUEUE_DEFER), in delivery-tag order.
+     * Invariant: no pending grouped ack (ack_tag) is above a held tag, so a basic.ack multiple
+     * never covers a held delivery. */
+    struct held *rhead;
+    size_t nretry;
+    size_t ndep; /* of them QUEUE_RETRY: while > 0 no new delivery is handed over */
+    struct queue_retry retry;
+    atomic_uint held_n; /* nretry, for other threads */
+    atomic_int paused;  /* ndep > 0, for other threads */
 };
 
 static void emit(struct queue_consumer *c, enum queue_event_type type, const struct tx_err *err,
@@ -1075,6 +1095,31 @@ static void emit(struct queue_consumer *c, enum queue_event_type type, const str
         c->ev(c->ev_ctx, &ev);
 }
 
+/* A held delivery's event (HELD, RESUMED, REQUEUED). */
+static void emit_held(struct queue_consumer *c, enum queue_event_type type, const struct held *h,
+                      long retry_in_ms, int64_t now)
+{
+    struct queue_event ev = {
+        .type = type,
+        .retry_in_ms = retry_in_ms,
+        .message_count = (uint32_t) c->nretry,
+        .attempt = h->tries,
+        .message_id = h->d.message_id,
+        .held_ms = (long) (now - h->held_since_ms),
+        .paused = c->ndep > 0,
+    };
+
+    if (c->ev != NULL)
+        c->ev(c->ev_ctx, &ev);
+}
+
+/* Publishes the hold state to other threads (queue_consumer_held). */
+static void held_publish(struct queue_consumer *c)
+{
+    atomic_store(&c->held_n, (unsigned) c->nretry);
+    atomic_store(&c->paused, c->ndep > 0 ? 1 : 0);
+}
+
 static void held_free_all(struct queue_consumer *c)
 {
     while (c->head != NULL) {
@@ -1083,6 +1128,15 @@ static void held_free_all(struct queue_consumer *c)
         c->head = h->next;
         free(h);
     }
+    while (c->rhead != NULL) {
+        struct held *h = c->rhead;
+
+        c->rhead = h->next;
+        free(h);
+    }
+    c->nretry = 0;
+    c->ndep = 0;
+    held_publish(c);
     c->tail = NULL;
     c->nheld = 0;
     free(c->in.h);
@@ -1130,12 +1184,29 @@ static int cons_nack(struct queue_consumer *c, uint64_t tag, bool requeue, struc
     return 0;
 }
 
-/* Settles one handled delivery; acks are deferred and grouped. */
+/*
+ * Settles one handled delivery (ACK, REJECT or REQUEUE; holds are not settled). Acks are deferred
+ * and grouped into one basic.ack multiple, except above a held delivery's tag: a multiple ack
+ * would cover it, so such an ack goes alone (holding is the degraded mode, speed is secondary).
+ */
 static int cons_settle(struct queue_consumer *c, uint64_t tag, enum queue_disposition d,
                        struct tx_err *err)
 {
+    int rc;
+
     switch (d) {
     case QUEUE_ACK:
+        if (c->rhead != NULL && tag > c->rhead->d.tag) {
+            rc = cons_flush_acks(c, err); /* every grouped tag is below the held ones */
+            if (rc != 0)
+                return rc;
+            rc = amqp_basic_ack(c->c.st, CHANNEL, tag, 0);
+            if (rc != AMQP_STATUS_OK)
+                return lib_fail(rc, "basic.ack", err);
+            if (c->unsettled > 0)
+                c->unsettled--;
+            return 0;
+        }
         if (c->ack_count == 0)
             c->ack_first_ms = tx_time_mono_ms();
         c->ack_tag = tag;
@@ -1143,7 +1214,7 @@ static int cons_settle(struct queue_consumer *c, uint64_t tag, enum queue_dispos
         return c->ack_count >= c->ack_every && !c->draining ? cons_flush_acks(c, err) : 0;
     case QUEUE_REJECT:
         return cons_nack(c, tag, false, err);
-    case QUEUE_RETRY:
+    case QUEUE_REQUEUE:
     default: /* an unknown answer: keep the message */
         /* While draining, a requeue frees credit and the broker would send the message straight
          * back (counting toward the delivery limit): cancel instead of reading more. */
@@ -1151,6 +1222,114 @@ static int cons_settle(struct queue_consumer *c, uint64_t tag, enum queue_dispos
             c->drain_retried = true;
         return cons_nack(c, tag, true, err);
     }
+}
+
+/* Puts h on the list of held deliveries, in delivery-tag order. */
+static void retry_insert(struct queue_consumer *c, struct held *h)
+{
+    struct held **pp = &c->rhead;
+
+    while (*pp != NULL && (*pp)->d.tag < h->d.tag)
+        pp = &(*pp)->next;
+    h->next = *pp;
+    *pp = h;
+    c->nretry++;
+    if (h->dep)
+        c->ndep++;
+    held_publish(c);
+}
+
+/* Takes h off the list of held deliveries (pp points at the link to it). */
+static void retry_unlink(struct queue_consumer *c, struct held **pp)
+{
+    struct held *h = *pp;
+
+    *pp = h->next;
+    h->next = NULL;
+    c->nretry--;
+    if (h->dep)
+        c->ndep--;
+    held_publish(c);
+}
+
+/* New deliveries may be handed over: some are in hand and no QUEUE_RETRY is held. */
+static bool has_new(const struct queue_consumer *c)
+{
+    return c->head != NULL && c->ndep == 0;
+}
+
+/*
+ * What the handler said about h, which it was handed (h is on no list): settles it and frees
+ * it, or holds it for another attempt after its back-off.
+ */
+static int cons_outcome(struct queue_consumer *c, struct held *h, enum queue_disposition d,
+                        struct tx_err *err)
+{
+    int64_t now = tx_time_mono_ms();
+    int rc;
+
+    if (d == QUEUE_RETRY || d == QUEUE_DEFER) {
+        if (h->tries == 0) {
+            h->held_since_ms = now;
+            h->delay_ms = c->retry.first_ms;
+        }
+        else {
+            h->delay_ms = h->delay_ms > c->retry.max_ms / 2 ? c->retry.max_ms : h->delay_ms * 2;
+        }
+        h->tries++;
+        h->dep = d == QUEUE_RETRY;
+        h->due_ms = now + h->delay_ms;
+        retry_insert(c, h);
+        /* Stopping: what is held goes back to the broker; take nothing more in. */
+        if (c->draining && h->dep)
+            c->drain_retried = true;
+        emit_held(c, QUEUE_EVENT_HELD, h, h->delay_ms, now);
+        return 0;
+    }
+    if (h->tries > 0) {
+        if (h->dep) { /* the dependency is back: try every held delivery now */
+            for (struct held *o = c->rhead; o != NULL; o = o->next)
+                o->due_ms = now;
+        }
+        if (c->nretry == 0)
+            emit_held(c, QUEUE_EVENT_RESUMED, h, 0, now);
+    }
+    rc = cons_settle(c, h->d.tag, d, err);
+    free(h);
+    return rc;
+}
+
+/* Requeues held deliveries whose hold_ms is over (each counts toward the delivery limit). */
+static int cons_expire(struct queue_consumer *c, int64_t now, struct tx_err *err)
+{
+    struct held **pp = &c->rhead;
+    int rc = 0;
+
+    while (rc == 0 && *pp != NULL) {
+        struct held *h = *pp;
+
+        if (now - h->held_since_ms < c->retry.hold_ms) {
+            pp = &h->next;
+            continue;
+        }
+        retry_unlink(c, pp);
+        emit_held(c, QUEUE_EVENT_REQUEUED, h, 0, now);
+        rc = cons_nack(c, h->d.tag, true, err);
+        free(h);
+    }
+    return rc;
+}
+
+/* When the next held delivery is due (INT64_MAX when none is held). */
+static int64_t retry_due(const struct queue_consumer *c)
+{
+    int64_t due = INT64_MAX;
+
+    for (const struct held *h = c->rhead; h != NULL; h = h->next) {
+        if (h->due_ms < due)
+            due = h->due_ms;
+    }
+    return due;
 }
 
 /* A delivery was read completely. */
@@ -1218,6 +1397,11 @@ static int cons_header(struct queue_consumer *c, const amqp_frame_t *f, struct t
                               (unsigned long long) in->body_size);
         p = h->data;
         h->next = NULL;
+        h->held_since_ms = 0;
+        h->due_ms = 0;
+        h->delay_ms = 0;
+        h->tries = 0;
+        h->dep = false;
         h->d.routing_key = p;
         memcpy(p, in->routing_key, rk_len + 1);
         p += rk_len + 1;
@@ -1306,7 +1490,7 @@ static int cons_read(struct queue_consumer *c, int64_t deadline_ms, struct tx_er
         conn_release(&c->c, &f);
         if (rc < 0)
             return rc;
-        if (c->head != NULL && !amqp_data_in_buffer(c->c.st) && !amqp_frames_enqueued(c->c.st))
+        if (has_new(c) && !amqp_data_in_buffer(c->c.st) && !amqp_frames_enqueued(c->c.st))
             return 0;
     }
 }
@@ -1400,68 +1584,95 @@ static struct held *held_pop(struct queue_consumer *c)
     return h;
 }
 
-/* Hands held deliveries to the handler: one (single mode) or one batch. */
-static int cons_dispatch(struct queue_consumer *c, struct run *r, struct tx_err *err)
+/* Hands r->batch_held[0..k) to the batch handler and settles or holds each, in order. */
+static int dispatch_batch(struct queue_consumer *c, struct run *r, size_t k, struct tx_err *err)
 {
-    size_t k = 0;
-    uint64_t ack_tag = 0;
-    size_t acks = 0;
     int rc = 0;
+    size_t i;
 
-    if (r->fn != NULL) {
-        struct held *h = held_pop(c);
-        enum queue_disposition d = r->fn(r->ctx, &h->d);
-        uint64_t tag = h->d.tag;
-
-        free(h);
-        return cons_settle(c, tag, d, err);
-    }
-    while (k < r->batch_max && c->head != NULL) {
-        r->batch_held[k] = held_pop(c);
-        r->batch[k] = r->batch_held[k]->d;
-        r->disp[k] = QUEUE_RETRY;
-        k++;
+    for (i = 0; i < k; i++) {
+        r->batch[i] = r->batch_held[i]->d;
+        r->disp[i] = QUEUE_RETRY;
     }
     r->bfn(r->ctx, r->batch, k, r->disp);
-    /* Negative answers first, one by one; then every ack with one basic.ack multiple. */
-    for (size_t i = 0; i < k; i++) {
-        if (r->disp[i] == QUEUE_ACK) {
-            ack_tag = r->batch[i].tag;
-            acks++;
-        }
-        else if (rc == 0) {
-            rc = cons_settle(c, r->batch[i].tag, r->disp[i], err);
-        }
+    /* In delivery order (ascending tags), so a held one is on the list before a later ack. */
+    for (i = 0; i < k; i++) {
+        if (rc == 0)
+            rc = cons_outcome(c, r->batch_held[i], r->disp[i], err);
+        else
+            free(r->batch_held[i]);
+        r->batch_held[i] = NULL;
     }
-    for (size_t i = 0; i < k; i++)
-        free(r->batch_held[i]);
-    if (rc == 0 && acks > 0) {
-        if (c->ack_count == 0)
-            c->ack_first_ms = tx_time_mono_ms();
-        c->ack_tag = ack_tag;
-        c->ack_count += (unsigned) acks;
-        if (!c->draining)
-            rc = cons_flush_acks(c, err);
-    }
+    /* A batch's acks go out together (one basic.ack multiple). */
+    if (rc == 0 && !c->draining)
+        rc = cons_flush_acks(c, err);
     return rc;
 }
 
-/* One step of a connected loop: handle what is in hand, or read more. */
+/* Hands new deliveries to the handler: one (single mode) or one batch. */
+static int dispatch_new(struct queue_consumer *c, struct run *r, struct tx_err *err)
+{
+    size_t k = 0;
+
+    if (r->fn != NULL) {
+        struct held *h = held_pop(c);
+
+        return cons_outcome(c, h, r->fn(r->ctx, &h->d), err);
+    }
+    while (k < r->batch_max && c->head != NULL)
+        r->batch_held[k++] = held_pop(c);
+    return dispatch_batch(c, r, k, err);
+}
+
+/* Hands the held deliveries due at now to the handler again: one, or a batch in tag order. */
+static int dispatch_due(struct queue_consumer *c, struct run *r, int64_t now, struct tx_err *err)
+{
+    struct held **pp = &c->rhead;
+    size_t max = r->fn != NULL ? 1 : r->batch_max;
+    size_t k = 0;
+
+    while (*pp != NULL && k < max) {
+        struct held *h = *pp;
+
+        if (h->due_ms > now) {
+            pp = &h->next;
+            continue;
+        }
+        retry_unlink(c, pp);
+        if (r->fn != NULL)
+            return cons_outcome(c, h, r->fn(r->ctx, &h->d), err);
+        r->batch_held[k++] = h;
+    }
+    return k > 0 ? dispatch_batch(c, r, k, err) : 0;
+}
+
+/*
+ * One step of a connected loop: requeue deliveries held too long, retry held ones that are due,
+ * hand over new ones (unless a QUEUE_RETRY holds the consumer), or read more.
+ */
 static int cons_step(struct queue_consumer *c, struct run *r, struct tx_err *err)
 {
     int64_t now = tx_time_mono_ms();
     int64_t deadline = now + STOP_POLL_MS;
     int rc;
 
-    if (r->fn != NULL) {
-        if (c->head != NULL)
-            return cons_dispatch(c, r, err);
+    if (c->rhead != NULL) {
+        int64_t due;
+
+        rc = cons_expire(c, now, err);
+        if (rc != 0)
+            return rc;
+        due = retry_due(c);
+        if (due <= now)
+            return dispatch_due(c, r, now, err);
+        if (due < deadline)
+            deadline = due;
     }
-    else if (c->head != NULL) {
+    if (has_new(c)) {
         int64_t due = c->head->arrived_ms + r->batch_wait_ms;
 
-        if (c->nheld >= r->batch_max || now >= due)
-            return cons_dispatch(c, r, err);
+        if (r->fn != NULL || c->nheld >= r->batch_max || now >= due)
+            return dispatch_new(c, r, err);
         if (due < deadline)
             deadline = due;
     }
@@ -1472,12 +1683,13 @@ static int cons_step(struct queue_consumer *c, struct run *r, struct tx_err *err
         int64_t linger = c->ack_first_ms + ACK_LINGER_MS;
 
         rc = cons_read(c, linger < deadline ? linger : deadline, err);
-        if (rc != 0 || c->head != NULL)
+        if (rc != 0 || has_new(c))
             return rc;
         rc = cons_flush_acks(c, err);
         if (rc != 0)
             return rc;
     }
+    /* Reading also answers heartbeats: a held delivery keeps the connection alive. */
     return cons_read(c, deadline, err);
 }
 
@@ -1497,12 +1709,14 @@ static int cons_drain(struct queue_consumer *c, struct run *r, struct tx_err *er
 
     c->draining = true;
     c->drain_retried = false;
+    /* While a QUEUE_RETRY is held nothing new is handled: what is in hand goes back to the
+     * broker at the close, unacknowledged. */
     for (;;) {
         size_t before;
         int64_t until = quiet < hard ? quiet : hard;
 
-        while (rc == 0 && c->head != NULL)
-            rc = cons_dispatch(c, r, err);
+        while (rc == 0 && has_new(c) && !c->drain_retried)
+            rc = dispatch_new(c, r, err);
         if (rc != 0 || c->drain_retried || c->unsettled >= c->prefetch ||
             tx_time_mono_ms() >= until)
             return rc;
@@ -1549,8 +1763,10 @@ static int cons_finish(struct queue_consumer *c, struct run *r, struct tx_err *e
         if (rc < 0)
             return rc;
     }
-    while (rc == 0 && c->head != NULL)
-        rc = cons_dispatch(c, r, err);
+    /* What arrived before cancel-ok, unless a dependency is down (then it goes back). Held
+     * deliveries are not retried any more: the close returns them to the broker. */
+    while (rc == 0 && has_new(c) && !c->drain_retried)
+        rc = dispatch_new(c, r, err);
     if (rc == 0)
         rc = cons_flush_acks(c, err);
     if (rc != 0)
@@ -1639,7 +1855,12 @@ struct queue_consumer *queue_consumer_create(const struct queue_config *cfg, con
     c->prefetch = prefetch;
     c->max_body = cfg->max_body == 0 ? DEFAULT_MAX_BODY : cfg->max_body;
     c->ack_every = 1;
+    c->retry.first_ms = RETRY_FIRST_MS;
+    c->retry.max_ms = RETRY_MAX_MS;
+    c->retry.hold_ms = RETRY_HOLD_MS;
     atomic_init(&c->connected, 0);
+    atomic_init(&c->held_n, 0);
+    atomic_init(&c->paused, 0);
     c->rng = (uint64_t) tx_time_now_ms() ^ (uint64_t) (uintptr_t) c;
     if (c->rng == 0)
         c->rng = 1;
@@ -1671,6 +1892,39 @@ void queue_consumer_set_event_fn(struct queue_consumer *c, queue_event_fn fn, vo
 int queue_consumer_is_connected(const struct queue_consumer *c)
 {
     return c != NULL && atomic_load(&((struct queue_consumer *) c)->connected) != 0;
+}
+
+int queue_consumer_set_retry(struct queue_consumer *c, const struct queue_retry *r,
+                             struct tx_err *err)
+{
+    struct queue_retry v = { RETRY_FIRST_MS, RETRY_MAX_MS, RETRY_HOLD_MS };
+
+    if (c == NULL)
+        return tx_err_set(err, TX_EINVAL, "no consumer");
+    if (r != NULL) {
+        v.first_ms = r->first_ms != 0 ? r->first_ms : RETRY_FIRST_MS;
+        v.max_ms = r->max_ms != 0 ? r->max_ms : RETRY_MAX_MS;
+        v.hold_ms = r->hold_ms != 0 ? r->hold_ms : RETRY_HOLD_MS;
+    }
+    if (v.first_ms < 1 || v.first_ms > RETRY_LIMIT_MS || v.max_ms < v.first_ms ||
+        v.max_ms > RETRY_LIMIT_MS)
+        return tx_err_set(err, TX_EINVAL, "retry back-off must be 1 <= first <= max <= %ld ms",
+                          RETRY_LIMIT_MS);
+    if (v.hold_ms < 1 || v.hold_ms > HOLD_LIMIT_MS)
+        return tx_err_set(err, TX_EINVAL,
+                          "retry hold must be 1..%ld ms (under the broker's consumer_timeout)",
+                          HOLD_LIMIT_MS);
+    c->retry = v;
+    return 0;
+}
+
+unsigned queue_consumer_held(const struct queue_consumer *c, int *paused)
+{
+    struct queue_consumer *m = (struct queue_consumer *) c;
+
+    if (paused != NULL)
+        *paused = c != NULL ? atomic_load(&m->paused) : 0;
+    return c != NULL ? atomic_load(&m->held_n) : 0;
 }
 
 int queue_consumer_run(struct queue_consumer *c, queue_handler_fn fn, void *ctx,

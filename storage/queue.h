@@ -147,9 +147,31 @@ int queue_publisher_ping(struct queue_publisher *p, struct tx_err *err);
 
 enum queue_disposition {
     QUEUE_ACK = 0,    /* done: basic.ack */
-    QUEUE_RETRY = 1,  /* basic.nack requeue: redelivered later; counts toward the quorum
-                         queue's x-delivery-limit, after which the broker dead-letters it */
+    QUEUE_RETRY = 1,  /* a dependency failed transiently (SMTP, Redis, PostgreSQL down): the
+                         delivery is HELD in the process, not returned to the broker, and handed
+                         to the handler again after a back-off (struct queue_retry); until a held
+                         delivery succeeds no new delivery is handed over (the consumer pauses,
+                         reading only heartbeats and what the broker already sent, at most the
+                         prefetch). After queue_retry.hold_ms it is requeued as QUEUE_REQUEUE. */
     QUEUE_REJECT = 2, /* basic.nack without requeue: dead-lettered now (poison message) */
+    QUEUE_DEFER = 3,  /* this delivery cannot be done yet (e.g. another worker holds it): held
+                         and retried with back-off like QUEUE_RETRY, but the other deliveries go
+                         on meanwhile (no pause) */
+    QUEUE_REQUEUE = 4 /* basic.nack requeue now: redelivered later; counts toward the quorum
+                         queue's x-delivery-limit, after which the broker dead-letters it */
+};
+
+/*
+ * How held deliveries (QUEUE_RETRY, QUEUE_DEFER) are retried. Each held delivery waits first_ms,
+ * then twice as long after each failed attempt, up to max_ms; a QUEUE_RETRY that then succeeds
+ * makes every other held delivery due at once (the dependency is back). A delivery held longer
+ * than hold_ms in all is requeued (basic.nack requeue, QUEUE_EVENT_REQUEUED): keep it well below
+ * the broker's consumer_timeout (30 min by default), after which the broker closes the channel.
+ */
+struct queue_retry {
+    long first_ms; /* 0 means 500; 1..600000 */
+    long max_ms;   /* 0 means 30000; first_ms..600000 */
+    long hold_ms;  /* 0 means 600000 (10 min); 1..1500000 (25 min) */
 };
 
 /* A message handed to a handler. Pointers are valid only during the handler call. */
@@ -183,6 +205,13 @@ enum queue_event_type {
                                        are dropped and will be redelivered by the broker */
     QUEUE_EVENT_TOO_BIG = 3,        /* a delivery above max_body was dead-lettered (err) */
     QUEUE_EVENT_STOPPED = 4,        /* graceful stop finished; err set if the close failed */
+    QUEUE_EVENT_HELD = 5,           /* a delivery is held for another attempt (message_id, attempt:
+                                       failed attempts so far, retry_in_ms, message_count: deliveries
+                                       held; paused: new deliveries wait) */
+    QUEUE_EVENT_RESUMED = 6,        /* a held delivery succeeded and none is held any more
+                                       (message_id, attempt, held_ms) */
+    QUEUE_EVENT_REQUEUED = 7, /* a delivery held past hold_ms was requeued (message_id, held_ms,
+                                 attempt) */
 };
 
 struct queue_event {
@@ -190,7 +219,11 @@ struct queue_event {
     const struct tx_err *err; /* NULL when there is nothing to explain */
     long retry_in_ms;         /* QUEUE_EVENT_CONNECT_FAILED */
     uint32_t message_count;   /* QUEUE_EVENT_CONNECTED */
-    unsigned attempt;         /* consecutive failed attempts so far (CONNECT_FAILED) */
+    unsigned attempt;         /* consecutive failed attempts so far (CONNECT_FAILED, HELD,
+                                 RESUMED, REQUEUED) */
+    const char *message_id;   /* HELD, RESUMED, REQUEUED: the delivery's ("" when absent) */
+    long held_ms;             /* HELD, RESUMED, REQUEUED: how long it has been held */
+    int paused;               /* HELD: 1 while new deliveries wait for a held one */
 };
 
 /** Receives loop events, in the thread running the loop. */
@@ -223,13 +256,22 @@ void queue_consumer_set_event_fn(struct queue_consumer *c, queue_event_fn fn, vo
  * with back-off (100 ms doubling to 5 s, jittered), reporting through the event callback; failed
  * connects (broker down, queue missing, access refused) are retried the same way.
  *
+ * Transient failures (QUEUE_RETRY, QUEUE_DEFER) are held in the process, not returned to the
+ * broker (RabbitMQ counts every return toward x-delivery-limit): the loop keeps reading (which
+ * answers heartbeats) and hands a held delivery over again when its back-off is over; while a
+ * QUEUE_RETRY is held no new delivery is handed over, so at most the prefetch is in hand. A
+ * delivery with a lower tag held while later ones are acked makes those acks single (a basic.ack
+ * multiple would cover it). See struct queue_retry and QUEUE_EVENT_HELD/RESUMED/REQUEUED.
+ *
  * Graceful stop: acks are withheld while the deliveries the broker already has in flight are
  * taken in and handled (until the prefetch is used up, or nothing arrived for 100 ms): a quorum
  * queue returns in-flight messages of a cancelled consumer with x-delivery-count incremented,
  * which would bring them closer to the delivery limit unhandled. Then basic.cancel
  * (synchronous), every delivery received is handled and settled, the acks are flushed and
  * confirmed by a synchronous round trip (queue.declare passive), and the connection is closed.
- * So a stop can hand up to prefetch more deliveries to fn after *stop was set. *stop is checked
+ * So a stop can hand up to prefetch more deliveries to fn after *stop was set. Held deliveries
+ * are not retried after a stop, and while a QUEUE_RETRY is held nothing new is handed over: they
+ * are left unacknowledged and the close returns them to the broker. *stop is checked
  * between deliveries and at least every 200 ms; QUEUE_EVENT_STOPPED reports the end.
  *
  * Returns 0 after a stop, TX_EINVAL for bad arguments. Not thread-safe: one run at a time per
@@ -250,6 +292,19 @@ int queue_consumer_run_batch(struct queue_consumer *c, queue_batch_fn fn, void *
 
 /** 1 while the loop is connected and subscribed, else 0. Thread-safe (for readiness probes). */
 int queue_consumer_is_connected(const struct queue_consumer *c);
+
+/**
+ * Sets how held deliveries are retried (see struct queue_retry); NULL restores the defaults.
+ * 0 or TX_EINVAL (out of bounds, nothing changed). Not during a run.
+ */
+int queue_consumer_set_retry(struct queue_consumer *c, const struct queue_retry *r,
+                             struct tx_err *err);
+
+/**
+ * Deliveries held for another attempt right now (QUEUE_RETRY and QUEUE_DEFER), and in *paused
+ * (when not NULL) 1 while new deliveries wait for a held QUEUE_RETRY one. Thread-safe.
+ */
+unsigned queue_consumer_held(const struct queue_consumer *c, int *paused);
 
 /* ---- one-shot helpers ---- */
 

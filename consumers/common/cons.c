@@ -29,6 +29,14 @@ static const struct tx_config_entry common_config[] = {
       "batch daemons: longest wait for a batch to fill"),
     C("TX_QUEUE", TX_CONFIG_STRING, "", 0, 255, queue, 0,
       "queue to consume instead of the daemon's own (tests and benchmarks)"),
+    C("TX_RETRY_FIRST_MS", TX_CONFIG_MS, "500ms", 1, 600000, retry_first_ms, 0,
+      "a delivery that failed transiently (dependency down) is held in the process and retried "
+      "after this, then twice as long each time"),
+    C("TX_RETRY_MAX_MS", TX_CONFIG_MS, "30s", 1, 600000, retry_max_ms, 0,
+      "longest wait between two attempts of a held delivery"),
+    C("TX_RETRY_HOLD_MS", TX_CONFIG_MS, "10min", 1, 1500000, retry_hold_ms, 0,
+      "longest a delivery is held before it is requeued (each requeue counts toward the "
+      "queue's delivery limit); below RabbitMQ's consumer_timeout (30 min)"),
 };
 #define NCOMMON (sizeof(common_config) / sizeof(common_config[0]))
 
@@ -52,7 +60,9 @@ struct runner {
     struct tx_counter *acked;
     struct tx_counter *retried;
     struct tx_counter *rejected;
+    struct tx_counter *requeued;
     struct tx_counter *reconnects;
+    struct tx_gauge *held;
     struct tx_histogram *latency;
 };
 
@@ -60,8 +70,10 @@ static void count(struct runner *r, enum queue_disposition d, size_t n)
 {
     if (d == QUEUE_ACK)
         tx_counter_add(r->acked, n);
-    else if (d == QUEUE_RETRY)
+    else if (d == QUEUE_RETRY || d == QUEUE_DEFER)
         tx_counter_add(r->retried, n);
+    else if (d == QUEUE_REQUEUE)
+        tx_counter_add(r->requeued, n);
     else
         tx_counter_add(r->rejected, n);
 }
@@ -73,6 +85,7 @@ static enum queue_disposition handle_one(void *ctx, const struct queue_delivery 
     enum queue_disposition disp;
 
     tx_counter_inc(r->delivered);
+    tx_gauge_set(r->held, (double) queue_consumer_held(r->consumer, NULL));
     disp = r->spec->handle(r->spec->app, d);
     tx_histogram_observe(r->latency, (double) (tx_time_mono_ms() - t0) / 1000.0);
     count(r, disp, 1);
@@ -87,6 +100,7 @@ static void handle_batch(void *ctx, const struct queue_delivery *d, size_t n,
     size_t i;
 
     tx_counter_add(r->delivered, n);
+    tx_gauge_set(r->held, (double) queue_consumer_held(r->consumer, NULL));
     r->spec->handle_batch(r->spec->app, d, n, out);
     tx_histogram_observe(r->latency, (double) (tx_time_mono_ms() - t0) / 1000.0);
     for (i = 0; i < n; i++)
@@ -97,6 +111,7 @@ static void on_queue_event(void *ctx, const struct queue_event *ev)
 {
     struct runner *r = ctx;
     const char *why = ev->err != NULL ? ev->err->msg : "";
+    const char *mid = ev->message_id != NULL ? ev->message_id : "";
     char n[24];
 
     switch (ev->type) {
@@ -120,6 +135,32 @@ static void on_queue_event(void *ctx, const struct queue_event *ev)
         tx_log_info(TX_KV("queue", r->queue), "consumer stopped%s%s", why[0] != '\0' ? ": " : "",
                     why);
         break;
+    case QUEUE_EVENT_HELD:
+        tx_gauge_set(r->held, (double) ev->message_count);
+        /* The 1st, 2nd, 4th, 8th... failed attempt: an outage is visible without flooding. */
+        if ((ev->attempt & (ev->attempt - 1)) == 0) {
+            snprintf(n, sizeof(n), "%ld", ev->retry_in_ms);
+            tx_log_warn(TX_KV("queue", r->queue, "message_id", mid, "retry_in_ms", n),
+                        "delivery held in the process after %u failed attempt(s) in %ld ms, not "
+                        "requeued; %u held%s",
+                        ev->attempt, ev->held_ms, ev->message_count,
+                        ev->paused ? ", new deliveries wait (dependency down)" : "");
+        }
+        break;
+    case QUEUE_EVENT_RESUMED:
+        tx_gauge_set(r->held, 0);
+        tx_log_info(TX_KV("queue", r->queue, "message_id", mid),
+                    "held delivery done after %u failed attempt(s) and %ld ms; consuming again",
+                    ev->attempt, ev->held_ms);
+        break;
+    case QUEUE_EVENT_REQUEUED:
+        tx_gauge_set(r->held, (double) ev->message_count);
+        tx_counter_inc(r->requeued);
+        tx_log_error(TX_KV("queue", r->queue, "message_id", mid),
+                     "delivery held %ld ms (%u attempts, TX_RETRY_HOLD_MS) requeued; each requeue "
+                     "counts toward the queue's delivery limit",
+                     ev->held_ms, ev->attempt);
+        break;
     }
 }
 
@@ -129,7 +170,14 @@ static int ready(void *ctx, struct tx_buf *detail)
     int up = queue_consumer_is_connected(r->consumer);
     int rc = up ? 0 : TX_EUNAVAIL;
 
+    int paused = 0;
+    unsigned held = queue_consumer_held(r->consumer, &paused);
+
     tx_buf_printf(detail, "{\"rabbitmq\":\"%s\"", up ? "up" : "down: not consuming");
+    /* Informational: the daemon's own checks below say which dependency is down. */
+    if (held > 0)
+        tx_buf_printf(detail, ",\"held\":\"%u deliveries held for another attempt%s\"", held,
+                      paused ? "; new deliveries wait" : "");
     /* The daemon appends its own ",\"name\":\"state\"" pairs. */
     if (r->spec->ready != NULL && r->spec->ready(r->spec->app, detail) != 0)
         rc = TX_EUNAVAIL;
@@ -177,10 +225,17 @@ static int register_metrics(struct runner *r, struct tx_err *err)
     } while (0)
     REG(delivered, "delivered_total", "Deliveries received from the queue");
     REG(acked, "acked_total", "Deliveries acknowledged after their effect was durable");
-    REG(retried, "retried_total", "Deliveries requeued for another attempt");
+    REG(retried, "retried_total",
+        "Handler attempts that failed transiently (the delivery is held and retried)");
     REG(rejected, "rejected_total", "Deliveries dead-lettered (poison or permanent failure)");
+    REG(requeued, "requeued_total",
+        "Deliveries returned to the broker (held past TX_RETRY_HOLD_MS, or by the handler)");
     REG(reconnects, "reconnects_total", "Lost or failed broker connections");
 #undef REG
+    snprintf(name, sizeof(name), "%s_held_deliveries", r->spec->prog);
+    r->held = tx_metrics_gauge(m, name, "Deliveries held in the process for another attempt", err);
+    if (r->held == NULL)
+        return TX_EINVAL;
     snprintf(name, sizeof(name), "%s_handler_seconds", r->spec->prog);
     r->latency = tx_metrics_histogram(m, name, "Time spent handling a delivery (or a batch)", lat,
                                       TX_METRICS_LATENCY_BUCKETS_N, err);
@@ -262,6 +317,19 @@ int cons_main(int argc, char **argv, const struct cons_spec *spec)
         goto out;
     }
     queue_consumer_set_event_fn(r.consumer, on_queue_event, &r);
+    {
+        struct queue_retry rq = {
+            .first_ms = (long) r.cfg.retry_first_ms,
+            .max_ms = (long) r.cfg.retry_max_ms,
+            .hold_ms = (long) r.cfg.retry_hold_ms,
+        };
+
+        if (queue_consumer_set_retry(r.consumer, &rq, &err) != 0) {
+            fprintf(stderr, "%s: configuration error: TX_RETRY_*: %s\n", spec->prog, err.msg);
+            rc = 2;
+            goto out;
+        }
+    }
     inited = true;
     if (spec->init != NULL && spec->init(spec->app, &r.cx, &err) != 0) {
         tx_log_error(TX_NOKV, "cannot start: %s", err.msg);

@@ -25,9 +25,12 @@ struct cons_config {
     long long prefetch;
     long long heartbeat_s;
     long long confirm_timeout_ms;
-    long long batch_max;     /* batch daemons only */
-    long long batch_wait_ms; /* batch daemons only */
-    char *queue;             /* TX_QUEUE: queue to consume; "" means spec->queue */
+    long long batch_max;      /* batch daemons only */
+    long long batch_wait_ms;  /* batch daemons only */
+    char *queue;              /* TX_QUEUE: queue to consume; "" means spec->queue */
+    long long retry_first_ms; /* TX_RETRY_FIRST_MS: first back-off of a held delivery */
+    long long retry_max_ms;   /* TX_RETRY_MAX_MS: longest back-off */
+    long long retry_hold_ms;  /* TX_RETRY_HOLD_MS: longest hold before a requeue */
 };
 
 /* What the skeleton gives the daemon's callbacks. */
@@ -55,7 +58,14 @@ struct cons_spec {
     int (*init)(void *app, struct cons_ctx *cx, struct tx_err *err);
     /* Frees them (also after a failed init). */
     void (*fini)(void *app);
-    /* One of the two handlers. */
+    /* One of the two handlers. Their dispositions (storage/queue.h): QUEUE_ACK once the effect
+     * is durable; QUEUE_REJECT for a poison message (dead-lettered now; log why); QUEUE_RETRY
+     * when a dependency is down: the delivery is held in the process and handed over again with
+     * back-off (TX_RETRY_FIRST_MS doubling to TX_RETRY_MAX_MS), new deliveries wait, and only
+     * after TX_RETRY_HOLD_MS is it requeued; QUEUE_DEFER when only this delivery must wait (held
+     * the same way, others go on); QUEUE_REQUEUE to return it to the broker now. A handler should
+     * give up on a dependency quickly (a few seconds) and return QUEUE_RETRY rather than wait
+     * itself: the skeleton's wait keeps the broker connection alive, a handler's does not. */
     queue_handler_fn handle;
     queue_batch_fn handle_batch;
     /* Extra readiness checks (e.g. PostgreSQL): appends ",\"name\":\"up\"" (or the reason it

@@ -23,9 +23,10 @@ static const struct tx_config_entry config_table[] = {
       "rules file (relative to the working directory unless absolute)"),
     C("TX_FRAUD_EXCHANGE", TX_CONFIG_STRING, "tx.events", 1, 255, exchange, 0,
       "exchange that receives transaction.scored"),
-    C("TX_FRAUD_DEP_WAIT_MS", TX_CONFIG_MS, "15s", 0, 50000, dep_wait_ms, 0,
-      "longest a batch waits for Redis/RabbitMQ to come back before requeueing (keep well "
-      "under TX_HEARTBEAT_S)"),
+    C("TX_FRAUD_DEP_WAIT_MS", TX_CONFIG_MS, "2s", 0, 50000, dep_wait_ms, 0,
+      "longest a batch waits in the handler for Redis/RabbitMQ; then the consumer loop holds "
+      "the deliveries not done and retries them (TX_RETRY_*) while it keeps the broker "
+      "connection alive (keep well under TX_HEARTBEAT_S)"),
 };
 
 #define FIRST_DELAY_MS 100
@@ -337,7 +338,8 @@ static void publish(struct fraud_app *a, const struct queue_delivery *d, struct 
         tx_log_debug(TX_KV("exchange", a->cfg.exchange), "publish: %s", err.msg);
         if (!backoff(a, &delay, deadline)) {
             tx_log_warn(TX_KV("message_id", d[idx[done]].message_id, "exchange", a->cfg.exchange),
-                        "cannot publish %zu scored events (%s): requeueing their deliveries",
+                        "cannot publish %zu scored events (%s): holding their deliveries for "
+                        "another attempt",
                         m - done, err.msg);
             break;
         }
@@ -399,7 +401,8 @@ void fraud_app_handle_batch(void *ctx, const struct queue_delivery *d, size_t n,
         if (rc != 0) {
             dep_down = true;
             tx_log_warn(TX_KV("message_id", d[i].message_id, "event_id", ev->event_id),
-                        "redis unavailable (%s): requeueing this and the rest of the batch",
+                        "redis unavailable (%s): holding this and the rest of the batch for "
+                        "another attempt",
                         err.msg);
             goto next;
         }
@@ -409,8 +412,8 @@ void fraud_app_handle_batch(void *ctx, const struct queue_delivery *d, size_t n,
         if (rc != 0) {
             dep_down = true;
             tx_log_warn(TX_KV("message_id", d[i].message_id, "event_id", ev->event_id),
-                        "cannot set the fraud flag (%s): requeueing this and the rest of the "
-                        "batch",
+                        "cannot set the fraud flag (%s): holding this and the rest of the batch "
+                        "for another attempt",
                         err.msg);
             goto next;
         }

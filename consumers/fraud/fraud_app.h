@@ -11,8 +11,10 @@
  * rejected (dead-lettered now) with a log line naming its message_id and the reason. Redis or
  * RabbitMQ failures are retried inside the handler with a growing delay (100 ms doubling to
  * 2 s, checking the stop flag) for at most dep_wait_ms per batch; after that the deliveries not
- * yet done are requeued (QUEUE_RETRY) with a log line. A delivery is acked only after its scored
- * event was confirmed by the broker.
+ * yet done get QUEUE_RETRY with a log line: the consumer loop holds them in the process and
+ * hands them over again with back-off (consumers/common/cons.h), not returning them to the
+ * broker, so an outage longer than the delivery limit allows dead-letters nothing. A delivery is
+ * acked only after its scored event was confirmed by the broker.
  */
 
 #include "common/tx_buf.h"

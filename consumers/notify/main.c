@@ -15,14 +15,14 @@ int main(int argc, char **argv)
                    "and to TX_ALERT_EMAIL when it is flagged; publishes notification.sent|failed.";
     spec.queue = "tx.notify";
     spec.health_listen = "127.0.0.1:9102";
-    spec.default_prefetch = 8;
+    spec.default_prefetch = 64;
     spec.publishes = true;
     spec.config = notify_config_table;
     spec.nconfig = notify_config_table_len;
     spec.app_config = &nd.cfg;
     spec.init = notify_daemon_init;
     spec.fini = notify_daemon_fini;
-    spec.handle = notify_daemon_handle;
+    spec.handle_batch = notify_daemon_handle_batch;
     spec.ready = notify_daemon_ready;
     spec.app = &nd;
     spec.queue_override = &nd.cfg.queue;

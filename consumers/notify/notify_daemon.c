@@ -42,6 +42,9 @@ const struct tx_config_entry notify_config_table[] = {
       "longest time one message may take to send"),
     C("TX_SMTP_REUSE", TX_CONFIG_BOOL, "true", 0, 0, smtp_reuse, 0,
       "keep the SMTP connection open between messages (false: one connection per message)"),
+    C("TX_SMTP_CONNECTIONS", TX_CONFIG_INT, "4", 1, 16, smtp_connections, 0,
+      "SMTP connections (each with a thread and a Redis connection) that send a batch's "
+      "e-mails in parallel"),
     C("TX_MAIL_FROM", TX_CONFIG_STRING, "txpipe <no-reply@txpipe.local>", 3, 300, mail_from, 0,
       "sender, \"Name <addr>\" or \"addr\""),
     C("TX_ALERT_EMAIL", TX_CONFIG_STRING, "fraud-alerts@txpipe.local", 3, 254, alert_email, 0,
@@ -50,22 +53,29 @@ const struct tx_config_entry notify_config_table[] = {
       "directory of <name>.subject/.txt/.html for receipt, alert_client, alert_ops"),
     C("TX_NOTIFY_MSGID_DOMAIN", TX_CONFIG_STRING, "txpipe.local", 1, 200, msgid_domain, 0,
       "right-hand side of the deterministic Message-ID"),
-    C("TX_NOTIFY_RETRY_BUDGET_MS", TX_CONFIG_MS, "15s", 0, 600000, retry_budget_ms, 0,
-      "longest in-handler backoff for transient failures before a delivery is requeued"),
+    C("TX_NOTIFY_RETRY_BUDGET_MS", TX_CONFIG_MS, "0", 0, 600000, retry_budget_ms, 0,
+      "longest in-handler backoff for transient failures before the delivery is handed back "
+      "to the consumer loop, which holds it and retries (TX_RETRY_*); 0: one attempt"),
     C("TX_NOTIFY_CLAIM_TTL_MS", TX_CONFIG_MS, "60s", 1000, 3600000, claim_ttl_ms, 0,
       "lifetime of a \"sending\" claim (must exceed one send)"),
     C("TX_NOTIFY_SENT_TTL_MS", TX_CONFIG_MS, "7d", 1000, 31536000000LL, sent_ttl_ms, 0,
       "how long \"sent\"/\"failed\" markers keep redeliveries from sending again"),
+    C("TX_NOTIFY_ALIVE_TTL_MS", TX_CONFIG_MS, "5s", 2000, 600000, alive_ttl_ms, 0,
+      "lifetime of this instance's heartbeat key in Redis (refreshed 4 times per lifetime); a "
+      "\"sending\" claim whose owner has no heartbeat is taken over at once"),
 };
 const size_t notify_config_table_len = sizeof(notify_config_table) / sizeof(notify_config_table[0]);
 
 #define NTPL          3
+#define WORKERS_MAX   16
 #define BACKOFF_FIRST 200
 #define BACKOFF_MAX   3200
 #define UNRECORDED    256 /* sent e-mails whose "sent" marker could not be written */
 #define KEY_MAX       (TX_EVENT_ID_MAX + NOTIFY_TEMPLATE_NAME_MAX + 32)
 #define PART_MAX      ((size_t) 1 << 20)
 #define ERROR_MAX     300
+#define ALIVE_PREFIX  "tx:notify:alive:"
+#define CLAIM_PREFIX  "sending "
 
 static const char *const tpl_names[NTPL] = { NOTIFY_TPL_RECEIPT, NOTIFY_TPL_ALERT_CLIENT,
                                              NOTIFY_TPL_ALERT_OPS };
@@ -75,14 +85,28 @@ struct notify_state {
     struct queue_publisher *pub;
     const volatile sig_atomic_t *stop;
     struct notify_template *tpl[NTPL];
-    struct notify_smtp *smtp;
-    struct cache_conn *cache; /* the handler's; (re)created on demand */
+    /* The senders: worker k owns smtp connection k and Redis connection k; worker 0 runs in the
+     * consumer thread, the others in threads started per batch. */
+    struct worker {
+        struct notify_smtp *smtp;
+        struct cache_conn *cache; /* (re)created on demand */
+        uint64_t connections_seen;
+    } w[WORKERS_MAX];
+    int nworkers;
     char from_hdr[600];
     char from_addr[NOTIFY_ADDR_MAX + 1];
     char claim[64]; /* "sending <instance uuid>" */
+    /* The instance heartbeat: ALIVE_PREFIX<uuid>, refreshed by its own thread and connection. */
+    char alive_key[96];
+    pthread_t alive_thread;
+    bool alive_started;
+    bool alive_quit; /* under alive_mu */
+    pthread_mutex_t alive_mu;
+    pthread_cond_t alive_cv;
     int claim_ttl_s;
     int sent_ttl_s;
-    /* Sent e-mails whose "sent" marker could not be written: a ring of keys. */
+    /* Sent e-mails whose "sent" marker could not be written: a ring of keys (under unrec_mu). */
+    pthread_mutex_t unrec_mu;
     char unrecorded[UNRECORDED][KEY_MAX];
     size_t nunrec;
     size_t unrec_next;
@@ -93,7 +117,6 @@ struct notify_state {
     struct tx_counter *transient;
     struct tx_counter *connections;
     struct tx_histogram *smtp_seconds;
-    uint64_t connections_seen;
     /* Readiness (health thread). */
     pthread_mutex_t ready_mu;
     struct cache_conn *ready_cache;
@@ -116,7 +139,9 @@ struct job {
 enum attempt {
     ATTEMPT_SENT,   /* sent now or before */
     ATTEMPT_FAILED, /* permanent failure (now or before) */
-    ATTEMPT_AGAIN,  /* transient: back off and try again */
+    ATTEMPT_AGAIN,  /* a dependency is down (Redis, the SMTP server): back off, try again */
+    ATTEMPT_WAIT,   /* only this e-mail must wait: a live instance is sending it, or the server
+                       answered 4xx for this recipient */
 };
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -152,39 +177,48 @@ static int ttl_seconds(long long ms)
 
 static void remember_unrecorded(struct notify_state *st, const char *key)
 {
+    pthread_mutex_lock(&st->unrec_mu);
     snprintf(st->unrecorded[st->unrec_next], KEY_MAX, "%s", key);
     st->unrec_next = (st->unrec_next + 1) % UNRECORDED;
     if (st->nunrec < UNRECORDED)
         st->nunrec++;
+    pthread_mutex_unlock(&st->unrec_mu);
 }
 
-/* Index of key in the ring of unrecorded sends, or -1. */
-static int find_unrecorded(const struct notify_state *st, const char *key)
+/* Is key in the ring of unrecorded sends? With forget, removes it. */
+static bool find_unrecorded(struct notify_state *st, const char *key, bool forget)
 {
+    bool found = false;
     size_t i;
 
-    for (i = 0; i < st->nunrec; i++) {
-        if (strcmp(st->unrecorded[i], key) == 0)
-            return (int) i;
+    pthread_mutex_lock(&st->unrec_mu);
+    for (i = 0; i < st->nunrec && !found; i++) {
+        if (strcmp(st->unrecorded[i], key) == 0) {
+            found = true;
+            if (forget)
+                st->unrecorded[i][0] = '\0';
+        }
     }
-    return -1;
+    pthread_mutex_unlock(&st->unrec_mu);
+    return found;
 }
 
-static struct cache_conn *cache_of(struct notify_state *st, struct tx_err *err)
+static struct cache_conn *cache_of(struct notify_state *st, struct worker *w, struct tx_err *err)
 {
-    if (st->cache == NULL)
-        st->cache = cache_conn_create(st->cfg->redis_url, (long) st->cfg->redis_timeout_ms, err);
-    return st->cache;
+    if (w->cache == NULL)
+        w->cache = cache_conn_create(st->cfg->redis_url, (long) st->cfg->redis_timeout_ms, err);
+    return w->cache;
 }
 
 /* Writes "sent" (or "failed:<why>") for key, a few quick tries. */
-static int mark(struct notify_state *st, const char *key, const char *val, struct tx_err *err)
+static int mark(struct notify_state *st, struct worker *w, const char *key, const char *val,
+                struct tx_err *err)
 {
     int tries;
     int rc = TX_EUNAVAIL;
 
     for (tries = 0; tries < 3; tries++) {
-        struct cache_conn *c = cache_of(st, err);
+        struct cache_conn *c = cache_of(st, w, err);
 
         if (c != NULL) {
             rc = cache_set(c, key, val, strlen(val), st->sent_ttl_s, err);
@@ -197,6 +231,134 @@ static int mark(struct notify_state *st, const char *key, const char *val, struc
     return rc;
 }
 
+/*
+ * A claim old ("sending <uuid>") of another instance: takes it over when that instance's
+ * heartbeat key is gone (it died during its send). Without scripting (txnotify's Redis user may
+ * not run scripts): the takeover itself is claimed first with SET NX on a key naming the dead
+ * owner, so of several instances at most one takes over a given dead claim; then the claim is
+ * read again and, still old, replaced with ours. 1 taken, 0 not (its owner is alive, another
+ * instance is taking it over, it changed, or it is not a claim we understand: it expires by
+ * itself), negative on a Redis error.
+ */
+static int take_over(struct notify_state *st, struct cache_conn *c, const char *key,
+                     const char *old, struct tx_err *err)
+{
+    const char *owner = old + strlen(CLAIM_PREFIX);
+    char alive[sizeof(ALIVE_PREFIX) + 128];
+    char tk[KEY_MAX + 160];
+    char *v = NULL;
+    int rc;
+
+    if (strncmp(old, CLAIM_PREFIX, strlen(CLAIM_PREFIX)) != 0 || owner[0] == '\0' ||
+        strlen(owner) > 100)
+        return 0;
+    snprintf(alive, sizeof(alive), "%s%s", ALIVE_PREFIX, owner);
+    rc = cache_get(c, alive, &v, NULL, NULL, err);
+    free(v);
+    v = NULL;
+    if (rc == 0)
+        return 0; /* alive: its send is still going on */
+    if (rc != TX_ENOTFOUND)
+        return rc;
+    /* tx:notify:sent:{<event_id>}:<template> -> tx:notify:takeover:{<event_id>}:<template>:<owner>
+     */
+    snprintf(tk, sizeof(tk), "tx:notify:takeover:%s:%s",
+             strncmp(key, "tx:notify:sent:", 15) == 0 ? key + 15 : key, owner);
+    rc = cache_set_nx(c, tk, st->claim, strlen(st->claim), st->claim_ttl_s, NULL, NULL, err);
+    if (rc == TX_EEXIST)
+        return 0;
+    if (rc != 0)
+        return rc;
+    rc = cache_get(c, key, &v, NULL, NULL, err);
+    if (rc == 0 && strcmp(v, old) == 0)
+        rc = cache_set(c, key, st->claim, strlen(st->claim), st->claim_ttl_s, err) == 0 ? 1 : -1;
+    else if (rc == 0 || rc == TX_ENOTFOUND)
+        rc = 0; /* changed meanwhile: the next attempt sees what it is now */
+    free(v);
+    if (rc < 0 && err != NULL && err->code != 0)
+        return err->code;
+    return rc;
+}
+
+/* ---- the instance heartbeat ------------------------------------------------------------------ */
+
+/* Refreshes the heartbeat key every quarter of its lifetime until told to quit. */
+static void *alive_main(void *arg)
+{
+    struct notify_state *st = arg;
+    struct cache_conn *c = NULL;
+    struct tx_err err = { 0 };
+    int ttl_s = ttl_seconds(st->cfg->alive_ttl_ms);
+    long every_ms = (long) (st->cfg->alive_ttl_ms / 4);
+    bool warned = false;
+
+    pthread_mutex_lock(&st->alive_mu);
+    while (!st->alive_quit) {
+        struct timespec until;
+        int rc;
+
+        pthread_mutex_unlock(&st->alive_mu);
+        if (c == NULL)
+            c = cache_conn_create(st->cfg->redis_url, (long) st->cfg->redis_timeout_ms, &err);
+        rc = c != NULL ? cache_set(c, st->alive_key, "1", 1, ttl_s, &err) : TX_EUNAVAIL;
+        if (rc != 0 && !warned)
+            tx_log_warn(TX_KV("key", st->alive_key), "cannot refresh the heartbeat: %s", err.msg);
+        warned = rc != 0;
+        pthread_mutex_lock(&st->alive_mu);
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += every_ms / 1000;
+        until.tv_nsec += (every_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!st->alive_quit && pthread_cond_timedwait(&st->alive_cv, &st->alive_mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&st->alive_mu);
+    /* A clean stop: no claim of ours is left (every send finished), so the key can go. */
+    if (c != NULL)
+        (void) cache_del(c, st->alive_key, NULL);
+    cache_conn_destroy(c);
+    return NULL;
+}
+
+static int alive_start(struct notify_state *st, struct tx_err *err)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&st->alive_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0)
+        return tx_err_set(err, TX_ENOMEM, "pthread_cond_init: %s", strerror(rc));
+    pthread_mutex_init(&st->alive_mu, NULL);
+    rc = pthread_create(&st->alive_thread, NULL, alive_main, st);
+    if (rc != 0) {
+        pthread_mutex_destroy(&st->alive_mu);
+        pthread_cond_destroy(&st->alive_cv);
+        return tx_err_set(err, TX_ENOMEM, "pthread_create: %s", strerror(rc));
+    }
+    st->alive_started = true;
+    return 0;
+}
+
+static void alive_stop(struct notify_state *st)
+{
+    if (!st->alive_started)
+        return;
+    pthread_mutex_lock(&st->alive_mu);
+    st->alive_quit = true;
+    pthread_cond_signal(&st->alive_cv);
+    pthread_mutex_unlock(&st->alive_mu);
+    pthread_join(st->alive_thread, NULL);
+    pthread_mutex_destroy(&st->alive_mu);
+    pthread_cond_destroy(&st->alive_cv);
+    st->alive_started = false;
+}
+
 /* ---- one attempt at one e-mail -------------------------------------------------------------- */
 
 struct rendered {
@@ -206,8 +368,8 @@ struct rendered {
     struct tx_buf html;
 };
 
-static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, struct job *j,
-                            const struct rendered *r)
+static enum attempt attempt(struct notify_state *st, struct worker *w, const struct tx_event *ev,
+                            struct job *j, const struct rendered *r)
 {
     struct tx_err err = { 0 };
     struct cache_conn *c;
@@ -220,14 +382,14 @@ static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, 
     const char *kv_tpl = tpl_names[j->tpl];
     int rc;
 
-    if (find_unrecorded(st, j->key) >= 0) {
+    if (find_unrecorded(st, j->key, false)) {
         /* Sent by this process earlier; try to record it again, but never resend. */
-        if (mark(st, j->key, "sent", &err) == 0)
-            st->unrecorded[find_unrecorded(st, j->key)][0] = '\0';
+        if (mark(st, w, j->key, "sent", &err) == 0)
+            (void) find_unrecorded(st, j->key, true);
         tx_counter_inc(st->skipped[j->tpl]);
         return ATTEMPT_SENT;
     }
-    c = cache_of(st, &err);
+    c = cache_of(st, w, &err);
     if (c == NULL) {
         snprintf(j->error, sizeof(j->error), "redis: %s", err.msg);
         return ATTEMPT_AGAIN;
@@ -249,12 +411,27 @@ static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, 
             goto out;
         }
         if (strcmp(old, st->claim) != 0) {
-            snprintf(j->error, sizeof(j->error), "being sent by another attempt (%.80s)", old);
-            goto out;
+            rc = take_over(st, c, j->key, old, &err);
+            if (rc < 0) {
+                snprintf(j->error, sizeof(j->error), "redis: %s", err.msg);
+                goto out;
+            }
+            if (rc == 0) {
+                snprintf(j->error, sizeof(j->error), "being sent by another instance (%.80s)", old);
+                res = ATTEMPT_WAIT;
+                goto out;
+            }
+            tx_log_warn(TX_KV("event_id", ev->event_id, "upload_id", ev->upload_id, "template",
+                              kv_tpl, "message_id", j->msgid),
+                        "claim \"%.80s\" of an instance without a heartbeat (crashed during the "
+                        "send) taken over; sending",
+                        old);
         }
-        /* Our own claim, left by an attempt of this process that could not release it: no
-         * send of it is in progress (one thread), so take it over. */
-        rc = cache_set(c, j->key, st->claim, strlen(st->claim), st->claim_ttl_s, &err);
+        else {
+            /* Our own claim, left by an attempt of this process that could not release it: no
+             * send of it is in progress (one thread), so take it over. */
+            rc = cache_set(c, j->key, st->claim, strlen(st->claim), st->claim_ttl_s, &err);
+        }
     }
     if (rc != 0) {
         snprintf(j->error, sizeof(j->error), "redis: %s", err.msg);
@@ -272,16 +449,16 @@ static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, 
     m.text = r->text.data != NULL ? r->text.data : "";
     m.html = r->html.data != NULL ? r->html.data : "";
     t0 = tx_time_mono_ms();
-    rc = notify_smtp_send(st->smtp, &m, &err);
+    rc = notify_smtp_send(w->smtp, &m, &err);
     tx_histogram_observe(st->smtp_seconds, (double) (tx_time_mono_ms() - t0) / 1000.0);
-    conns = notify_smtp_connections(st->smtp);
-    tx_counter_add(st->connections, conns - st->connections_seen);
-    st->connections_seen = conns;
+    conns = notify_smtp_connections(w->smtp);
+    tx_counter_add(st->connections, conns - w->connections_seen);
+    w->connections_seen = conns;
 
     if (rc == 0) {
         atomic_store(&st->smtp_down, 0);
         tx_counter_inc(st->sent[j->tpl]);
-        if (mark(st, j->key, "sent", &err) != 0) {
+        if (mark(st, w, j->key, "sent", &err) != 0) {
             remember_unrecorded(st, j->key);
             tx_log_error(TX_KV("event_id", ev->event_id, "template", kv_tpl),
                          "e-mail sent but the \"sent\" marker could not be written: %s", err.msg);
@@ -298,7 +475,7 @@ static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, 
         tx_counter_inc(st->failed[j->tpl]);
         snprintf(j->error, sizeof(j->error), "%s", err.msg[0] != '\0' ? err.msg : "refused");
         snprintf(val, sizeof(val), "failed:%s", j->error);
-        if (mark(st, j->key, val, &err) != 0)
+        if (mark(st, w, j->key, val, &err) != 0)
             tx_log_warn(TX_KV("event_id", ev->event_id, "template", kv_tpl),
                         "cannot record the permanent failure: %s", err.msg);
         tx_log_warn(TX_KV("event_id", ev->event_id, "upload_id", ev->upload_id, "template", kv_tpl,
@@ -308,11 +485,13 @@ static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, 
     }
     else {
         struct tx_err derr = { 0 };
-        long code = notify_smtp_last_code(st->smtp);
+        long code = notify_smtp_last_code(w->smtp);
 
         /* No answer at all, or 421 (service closing): the server is down, not just busy with
          * this recipient (a 4xx to RCPT such as greylisting says nothing about the others). */
-        atomic_store(&st->smtp_down, (code == 0 || code == 421) ? 1 : 0);
+        bool down = code == 0 || code == 421;
+
+        atomic_store(&st->smtp_down, down ? 1 : 0);
         tx_counter_inc(st->transient);
         snprintf(j->error, sizeof(j->error), "smtp: %s", err.msg);
         /* Release the claim so the next attempt (here or elsewhere) may send. If this fails the
@@ -320,7 +499,7 @@ static enum attempt attempt(struct notify_state *st, const struct tx_event *ev, 
         if (cache_del(c, j->key, &derr) != 0 && derr.code != TX_ENOTFOUND)
             tx_log_debug(TX_KV("event_id", ev->event_id, "template", kv_tpl),
                          "cannot release the claim: %s", derr.msg);
-        res = ATTEMPT_AGAIN;
+        res = down ? ATTEMPT_AGAIN : ATTEMPT_WAIT;
     }
 out:
     free(old);
@@ -371,15 +550,20 @@ static int render(struct notify_state *st, const struct tx_event *ev, const stru
     return rc;
 }
 
-/* Sends one e-mail, retrying transient failures until deadline. Returns false when the delivery
- * must be requeued. */
-static bool run_job(struct notify_state *st, const struct tx_event *ev, struct job *j,
-                    int64_t deadline)
+/*
+ * Sends one e-mail, retrying transient failures until deadline. QUEUE_ACK when the job is done
+ * (sent or failed for good, now or before); otherwise what the consumer loop should do with the
+ * delivery: QUEUE_RETRY (Redis or the SMTP server is down) or QUEUE_DEFER (only this e-mail must
+ * wait: a live instance is sending it, or a 4xx for this recipient).
+ */
+static enum queue_disposition run_job(struct notify_state *st, struct worker *w,
+                                      const struct tx_event *ev, struct job *j, int64_t deadline,
+                                      atomic_int *down)
 {
     struct rendered r;
     struct tx_err err = { 0 };
     long backoff = BACKOFF_FIRST;
-    bool ok = false;
+    enum queue_disposition disp = QUEUE_RETRY;
     unsigned attempts = 0;
 
     rendered_init(&r);
@@ -391,7 +575,7 @@ static bool run_job(struct notify_state *st, const struct tx_event *ev, struct j
         tx_log_warn(TX_KV("event_id", ev->event_id, "upload_id", ev->upload_id, "template",
                           tpl_names[j->tpl]),
                     "not sending: %s", j->error);
-        ok = true;
+        disp = QUEUE_ACK;
         goto out;
     }
     if (render(st, ev, j, &r) != 0) {
@@ -401,7 +585,7 @@ static bool run_job(struct notify_state *st, const struct tx_event *ev, struct j
         tx_counter_inc(st->failed[j->tpl]);
         tx_log_error(TX_KV("event_id", ev->event_id, "template", tpl_names[j->tpl]), "%s",
                      j->error);
-        ok = true;
+        disp = QUEUE_ACK;
         goto out;
     }
     for (;;) {
@@ -409,20 +593,29 @@ static bool run_job(struct notify_state *st, const struct tx_event *ev, struct j
 
         if (*st->stop)
             break;
+        /* Another e-mail of the batch found a dependency down: do not wait for it again. */
+        if (attempts == 0 && atomic_load(down)) {
+            snprintf(j->error, sizeof(j->error), "not tried: %s",
+                     "Redis or the SMTP server is down (another e-mail of the batch failed)");
+            break;
+        }
         attempts++;
-        a = attempt(st, ev, j, &r);
-        if (a != ATTEMPT_AGAIN) {
+        a = attempt(st, w, ev, j, &r);
+        if (a == ATTEMPT_SENT || a == ATTEMPT_FAILED) {
             j->done = true;
             j->failed = a == ATTEMPT_FAILED;
             if (!j->failed)
                 j->error[0] = '\0';
-            ok = true;
+            disp = QUEUE_ACK;
             break;
         }
+        disp = a == ATTEMPT_WAIT ? QUEUE_DEFER : QUEUE_RETRY;
+        if (a == ATTEMPT_AGAIN)
+            atomic_store(down, 1);
         if (tx_time_mono_ms() + backoff > deadline) {
-            tx_log_warn(TX_KV("event_id", ev->event_id, "upload_id", ev->upload_id, "template",
+            tx_log_info(TX_KV("event_id", ev->event_id, "upload_id", ev->upload_id, "template",
                               tpl_names[j->tpl]),
-                        "transient failure after %u attempt(s), requeueing: %s", attempts,
+                        "not sent yet (%u attempt(s)), held for another attempt: %s", attempts,
                         j->error);
             break;
         }
@@ -434,54 +627,156 @@ static bool run_job(struct notify_state *st, const struct tx_event *ev, struct j
     }
 out:
     rendered_cleanup(&r);
-    return ok;
+    return disp;
 }
 
-/* ---- publishing the outcomes ---------------------------------------------------------------- */
+/* ---- a batch of deliveries ------------------------------------------------------------------ */
 
-static bool publish(struct notify_state *st, const struct tx_event *ev, struct job *jobs, size_t n,
-                    int64_t deadline)
+/* One e-mail of a batch. */
+struct bjob {
+    struct job j;
+    size_t ev;     /* index of its delivery */
+    size_t dup_of; /* 1 + index of an earlier job of the batch with the same key, or 0 */
+    enum queue_disposition disp;
+};
+
+/* What the senders of one batch share. */
+struct batch {
+    struct notify_state *st;
+    struct tx_event **evs;
+    struct bjob *jobs;
+    size_t njobs;
+    int64_t deadline;
+    atomic_size_t next; /* the next job to take */
+    atomic_int down;    /* a dependency is down: skip the e-mails not yet tried */
+};
+
+struct sender {
+    struct batch *b;
+    struct worker *w;
+    pthread_t tid;
+    bool started;
+};
+
+/* Sends jobs of the batch until none is left (each sender over its own connections). */
+static void *sender_main(void *arg)
 {
-    struct tx_buf body[NTPL];
-    struct queue_msg msgs[NTPL];
-    char mid[NTPL][KEY_MAX];
+    struct sender *sd = arg;
+    struct batch *b = sd->b;
+
+    for (;;) {
+        size_t k = atomic_fetch_add(&b->next, 1);
+
+        if (k >= b->njobs)
+            break;
+        if (b->jobs[k].dup_of != 0)
+            continue; /* the same e-mail twice in one batch: sent (or not) once */
+        b->jobs[k].disp =
+            run_job(b->st, sd->w, b->evs[b->jobs[k].ev], &b->jobs[k].j, b->deadline, &b->down);
+    }
+    return NULL;
+}
+
+/* Adds the jobs (e-mails) of event ev (index i) to jobs[*n..]. */
+static void add_jobs(struct notify_state *st, const struct tx_event *ev, size_t i,
+                     struct bjob *jobs, size_t *n)
+{
+    int tpls[2];
+    int ntpl = 0;
+
+    if (!ev->verdict.flagged) {
+        tpls[ntpl++] = 0;
+    }
+    else {
+        tpls[ntpl++] = 1;
+        tpls[ntpl++] = 2;
+    }
+    for (int t = 0; t < ntpl; t++) {
+        struct bjob *bj = &jobs[(*n)++];
+
+        memset(bj, 0, sizeof(*bj));
+        bj->ev = i;
+        bj->disp = QUEUE_RETRY;
+        bj->j.tpl = tpls[t];
+        bj->j.to = tpls[t] == 2 ? st->cfg->alert_email : ev->record.email;
+        bj->j.to_name = tpls[t] == 2 ? "" : ev->record.cliente;
+        snprintf(bj->j.key, sizeof(bj->j.key), "tx:notify:sent:{%s}:%s", ev->event_id,
+                 tpl_names[tpls[t]]);
+        /* The domain was checked at start, so this cannot fail. */
+        notify_message_id(ev->event_id, tpl_names[tpls[t]], st->cfg->msgid_domain, bj->j.msgid);
+    }
+}
+
+/*
+ * Publishes the outcome events of every event whose e-mails are all done (out[i] == QUEUE_ACK on
+ * entry) with one confirmed publish; an event stays QUEUE_ACK only when all its outcome events
+ * were confirmed, else it becomes QUEUE_RETRY.
+ */
+static void publish_outcomes(struct notify_state *st, struct tx_event **evs, size_t n,
+                             const struct bjob *jobs, size_t njobs, enum queue_disposition *out,
+                             int64_t deadline)
+{
+    struct tx_buf *body = NULL;
+    struct queue_msg *msgs = NULL;
+    char(*mid)[KEY_MAX] = NULL;
+    size_t *ev_of = NULL;
     struct tx_err err = { 0 };
     long backoff = BACKOFF_FIRST;
-    bool ok = false;
+    size_t m = 0;
+    size_t done = 0;
     size_t i;
     int rc = 0;
 
-    for (i = 0; i < n; i++)
-        tx_buf_init(&body[i], 64 * 1024);
-    for (i = 0; i < n && rc == 0; i++) {
-        enum tx_event_type type = jobs[i].failed ? TX_EVENT_NOTIFY_FAILED : TX_EVENT_NOTIFY_SENT;
-
-        rc = tx_event_encode_notification(type, ev->event_id, tpl_names[jobs[i].tpl], jobs[i].to,
-                                          jobs[i].msgid, tx_time_now_ms(),
-                                          jobs[i].failed ? jobs[i].error : NULL, &body[i]);
-        snprintf(mid[i], sizeof(mid[i]), "%s:%s", ev->event_id, tpl_names[jobs[i].tpl]);
-        memset(&msgs[i], 0, sizeof(msgs[i]));
-        msgs[i].routing_key = tx_event_type_name(type);
-        msgs[i].message_id = mid[i];
-        msgs[i].correlation_id = ev->upload_id;
-        msgs[i].body = body[i].data;
-        msgs[i].len = body[i].len;
-    }
-    if (rc != 0) {
-        tx_log_error(TX_KV("event_id", ev->event_id), "cannot encode the outcome events: %s",
-                     tx_status_name(rc));
+    body = calloc(njobs + 1, sizeof(*body));
+    msgs = calloc(njobs + 1, sizeof(*msgs));
+    mid = calloc(njobs + 1, sizeof(*mid));
+    ev_of = calloc(njobs + 1, sizeof(*ev_of));
+    if (body == NULL || msgs == NULL || mid == NULL || ev_of == NULL) {
+        tx_log_error(TX_NOKV, "out of memory publishing %zu outcome events", njobs);
+        rc = TX_ENOMEM;
         goto out;
     }
-    for (;;) {
-        rc = queue_publish_confirmed(st->pub, "tx.events", msgs, n, &err);
-        if (rc == 0) {
-            ok = true;
-            break;
+    for (i = 0; i < njobs; i++) {
+        const struct job *j = &jobs[i].j;
+        const struct tx_event *ev = evs[jobs[i].ev];
+        enum tx_event_type type = j->failed ? TX_EVENT_NOTIFY_FAILED : TX_EVENT_NOTIFY_SENT;
+
+        if (out[jobs[i].ev] != QUEUE_ACK)
+            continue;
+        tx_buf_init(&body[m], 64 * 1024);
+        rc = tx_event_encode_notification(type, ev->event_id, tpl_names[j->tpl], j->to, j->msgid,
+                                          tx_time_now_ms(), j->failed ? j->error : NULL, &body[m]);
+        if (rc != 0) {
+            tx_log_error(TX_KV("event_id", ev->event_id), "cannot encode the outcome event: %s",
+                         tx_status_name(rc));
+            out[jobs[i].ev] = QUEUE_RETRY;
+            tx_buf_cleanup(&body[m]);
+            rc = 0;
+            continue;
         }
+        snprintf(mid[m], sizeof(mid[m]), "%s:%s", ev->event_id, tpl_names[j->tpl]);
+        msgs[m].routing_key = tx_event_type_name(type);
+        msgs[m].message_id = mid[m];
+        msgs[m].correlation_id = ev->upload_id;
+        msgs[m].body = body[m].data;
+        msgs[m].len = body[m].len;
+        ev_of[m] = jobs[i].ev;
+        m++;
+    }
+    /* An event whose encoding failed above must not be acked for its other outcome. */
+    while (done < m) {
+        size_t k;
+
+        rc = queue_publish_confirmed(st->pub, "tx.events", msgs + done, m - done, &err);
+        k = rc == 0 ? m - done : queue_publisher_last_confirmed(st->pub);
+        done += k;
+        if (rc == 0)
+            break;
         /* Always at least one try, even when sending used the whole budget. */
         if (*st->stop || tx_time_mono_ms() + backoff > deadline) {
-            tx_log_warn(TX_KV("event_id", ev->event_id, "upload_id", ev->upload_id),
-                        "cannot publish the outcome events, requeueing: %s", err.msg);
+            tx_log_warn(TX_KV("event_id", evs[ev_of[done]]->event_id),
+                        "cannot publish %zu outcome events, held for another attempt: %s", m - done,
+                        err.msg);
             break;
         }
         if (!pause_ms(st, backoff))
@@ -489,67 +784,139 @@ static bool publish(struct notify_state *st, const struct tx_event *ev, struct j
         backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
     }
 out:
-    for (i = 0; i < n; i++)
+    if (rc == TX_ENOMEM) {
+        for (i = 0; i < n; i++) {
+            if (out[i] == QUEUE_ACK)
+                out[i] = QUEUE_RETRY;
+        }
+    }
+    else {
+        /* Outcomes not confirmed: their events are handled again (same message ids). */
+        for (i = done; i < m; i++)
+            out[ev_of[i]] = QUEUE_RETRY;
+    }
+    for (i = 0; i < m; i++)
         tx_buf_cleanup(&body[i]);
-    return ok;
+    free(body);
+    free(msgs);
+    free(mid);
+    free(ev_of);
 }
 
-/* ---- the handler ---------------------------------------------------------------------------- */
-
-enum queue_disposition notify_daemon_handle(void *app, const struct queue_delivery *d)
+void notify_daemon_handle_batch(void *app, const struct queue_delivery *d, size_t n,
+                                enum queue_disposition *out)
 {
     struct notify_daemon *nd = app;
     struct notify_state *st = nd->st;
-    struct tx_event *ev = NULL;
+    struct tx_event **evs = NULL;
+    struct bjob *jobs = NULL;
+    struct sender sd[WORKERS_MAX];
+    struct batch b;
     struct tx_err err = { 0 };
-    struct job jobs[NTPL];
-    size_t n = 0;
+    size_t njobs = 0;
     size_t i;
-    int64_t deadline = tx_time_mono_ms() + st->cfg->retry_budget_ms;
-    enum queue_disposition disp = QUEUE_RETRY;
-    int rc;
+    int nw;
+    int k;
 
-    rc = tx_event_decode(d->body, d->len, &ev, &err);
-    if (rc != 0 || ev->type != TX_EVENT_SCORED) {
-        tx_log_error(TX_KV("message_id", d->message_id, "routing_key", d->routing_key),
-                     "poison message dead-lettered: %s",
-                     rc != 0 ? err.msg : "not a transaction.scored event");
-        disp = QUEUE_REJECT;
+    for (i = 0; i < n; i++)
+        out[i] = QUEUE_RETRY;
+    evs = calloc(n, sizeof(*evs));
+    jobs = calloc(2 * n, sizeof(*jobs));
+    if (evs == NULL || jobs == NULL) {
+        tx_log_error(TX_NOKV, "out of memory handling %zu deliveries: held for another attempt", n);
         goto out;
     }
-    memset(jobs, 0, sizeof(jobs));
-    if (!ev->verdict.flagged) {
-        jobs[n].tpl = 0;
-        jobs[n].to = ev->record.email;
-        jobs[n].to_name = ev->record.cliente;
-        n++;
-    }
-    else {
-        jobs[n].tpl = 1;
-        jobs[n].to = ev->record.email;
-        jobs[n].to_name = ev->record.cliente;
-        n++;
-        jobs[n].tpl = 2;
-        jobs[n].to = st->cfg->alert_email;
-        jobs[n].to_name = "";
-        n++;
-    }
     for (i = 0; i < n; i++) {
-        snprintf(jobs[i].key, sizeof(jobs[i].key), "tx:notify:sent:{%s}:%s", ev->event_id,
-                 tpl_names[jobs[i].tpl]);
-        /* The domain was checked at start, so this cannot fail. */
-        notify_message_id(ev->event_id, tpl_names[jobs[i].tpl], st->cfg->msgid_domain,
-                          jobs[i].msgid);
+        int rc = tx_event_decode(d[i].body, d[i].len, &evs[i], &err);
+
+        if (rc == TX_ENOMEM) {
+            tx_log_error(TX_KV("message_id", d[i].message_id), "out of memory decoding");
+            continue;
+        }
+        if (rc != 0 || evs[i]->type != TX_EVENT_SCORED) {
+            tx_log_error(TX_KV("message_id", d[i].message_id, "routing_key", d[i].routing_key),
+                         "poison message dead-lettered: %s",
+                         rc != 0 ? err.msg : "not a transaction.scored event");
+            out[i] = QUEUE_REJECT;
+            tx_event_destroy(evs[i]);
+            evs[i] = NULL;
+            continue;
+        }
+        add_jobs(st, evs[i], i, jobs, &njobs);
     }
+
+    /* The same event twice in a batch (a duplicate publish): its e-mails go out once. A process
+     * never has two sends of one key in flight (attempt() relies on it for its own claims). */
+    for (i = 1; i < njobs; i++) {
+        for (size_t o = 0; o < i && jobs[i].dup_of == 0; o++) {
+            if (jobs[o].dup_of == 0 && strcmp(jobs[o].j.key, jobs[i].j.key) == 0)
+                jobs[i].dup_of = o + 1;
+        }
+    }
+
+    /* Send: worker 0 in this thread, the others in threads of their own. */
+    memset(&b, 0, sizeof(b));
+    b.st = st;
+    b.evs = evs;
+    b.jobs = jobs;
+    b.njobs = njobs;
+    b.deadline = tx_time_mono_ms() + st->cfg->retry_budget_ms;
+    atomic_init(&b.next, 0);
+    atomic_init(&b.down, 0);
+    nw = (size_t) st->nworkers < njobs ? st->nworkers : (int) njobs;
+    memset(sd, 0, sizeof(sd));
+    for (k = 0; k < nw; k++) {
+        sd[k].b = &b;
+        sd[k].w = &st->w[k];
+        if (k > 0)
+            sd[k].started = pthread_create(&sd[k].tid, NULL, sender_main, &sd[k]) == 0;
+    }
+    if (nw > 0)
+        (void) sender_main(&sd[0]);
+    for (k = 1; k < nw; k++) {
+        if (sd[k].started)
+            pthread_join(sd[k].tid, NULL);
+    }
+
+    for (i = 0; i < njobs; i++) {
+        const struct bjob *o = jobs[i].dup_of != 0 ? &jobs[jobs[i].dup_of - 1] : NULL;
+
+        if (o == NULL)
+            continue;
+        jobs[i].disp = o->disp;
+        jobs[i].j.done = o->j.done;
+        jobs[i].j.failed = o->j.failed;
+        memcpy(jobs[i].j.error, o->j.error, sizeof(jobs[i].j.error));
+        if (o->disp == QUEUE_ACK)
+            tx_counter_inc(st->skipped[jobs[i].j.tpl]);
+    }
+    /* Each event: done when all its e-mails are; else held (RETRY: a dependency is down, DEFER:
+     * only this e-mail must wait). */
     for (i = 0; i < n; i++) {
-        if (!run_job(st, ev, &jobs[i], deadline))
-            goto out;
+        if (evs[i] != NULL)
+            out[i] = QUEUE_ACK;
     }
-    if (!publish(st, ev, jobs, n, deadline))
-        goto out;
-    disp = QUEUE_ACK;
+    for (i = 0; i < njobs; i++) {
+        enum queue_disposition *o = &out[jobs[i].ev];
+
+        if (jobs[i].disp == QUEUE_RETRY || (jobs[i].disp == QUEUE_DEFER && *o != QUEUE_RETRY))
+            *o = jobs[i].disp;
+    }
+    publish_outcomes(st, evs, n, jobs, njobs, out, b.deadline);
 out:
-    tx_event_destroy(ev);
+    if (evs != NULL) {
+        for (i = 0; i < n; i++)
+            tx_event_destroy(evs[i]);
+    }
+    free(evs);
+    free(jobs);
+}
+
+enum queue_disposition notify_daemon_handle(void *app, const struct queue_delivery *d)
+{
+    enum queue_disposition disp = QUEUE_RETRY;
+
+    notify_daemon_handle_batch(app, d, 1, &disp);
     return disp;
 }
 
@@ -620,6 +987,7 @@ int notify_daemon_init(void *app, struct cons_ctx *cx, struct tx_err *err)
     if (st == NULL)
         return tx_err_set(err, TX_ENOMEM, "out of memory");
     pthread_mutex_init(&st->ready_mu, NULL);
+    pthread_mutex_init(&st->unrec_mu, NULL);
     nd->st = st;
     st->cfg = cfg;
     st->pub = cx->pub;
@@ -678,20 +1046,27 @@ int notify_daemon_init(void *app, struct cons_ctx *cx, struct tx_err *err)
     sc.connect_timeout_ms = (long) cfg->smtp_connect_timeout_ms;
     sc.timeout_ms = (long) cfg->smtp_timeout_ms;
     sc.fresh_connection = !cfg->smtp_reuse;
-    st->smtp = notify_smtp_create(&sc, &e2);
-    if (st->smtp == NULL)
-        return tx_err_set(err, e2.code, "TX_SMTP_*: %s", e2.msg);
+    st->nworkers = (int) cfg->smtp_connections;
+    for (i = 0; i < st->nworkers; i++) {
+        st->w[i].smtp = notify_smtp_create(&sc, &e2);
+        if (st->w[i].smtp == NULL)
+            return tx_err_set(err, e2.code, "TX_SMTP_*: %s", e2.msg);
+    }
 
     if (tx_uuid7_make(tx_time_now_ms(), uuid) != 0)
         return tx_err_set(err, TX_EIO, "no randomness for the instance id");
-    snprintf(st->claim, sizeof(st->claim), "sending %s", uuid);
+    snprintf(st->claim, sizeof(st->claim), "%s%s", CLAIM_PREFIX, uuid);
+    snprintf(st->alive_key, sizeof(st->alive_key), "%s%s", ALIVE_PREFIX, uuid);
 
     rc = register_metrics(st, cx->metrics, err);
     if (rc != 0)
         return rc;
-    tx_log_info(TX_KV("instance", uuid), "templates loaded from %s; SMTP %s (%s, %s)",
-                cfg->templates_dir, cfg->smtp_url, cfg->smtp_tls,
-                cfg->smtp_reuse ? "connection reused" : "connection per message");
+    rc = alive_start(st, err);
+    if (rc != 0)
+        return rc;
+    tx_log_info(TX_KV("instance", uuid), "templates loaded from %s; SMTP %s (%s, %d %s)",
+                cfg->templates_dir, cfg->smtp_url, cfg->smtp_tls, st->nworkers,
+                cfg->smtp_reuse ? "connection(s) reused" : "connection(s) per message");
     return 0;
 }
 
@@ -703,10 +1078,14 @@ void notify_daemon_fini(void *app)
 
     if (st == NULL)
         return;
+    alive_stop(st);
     for (i = 0; i < NTPL; i++)
         notify_template_destroy(st->tpl[i]);
-    notify_smtp_destroy(st->smtp);
-    cache_conn_destroy(st->cache);
+    for (i = 0; i < WORKERS_MAX; i++) {
+        notify_smtp_destroy(st->w[i].smtp);
+        cache_conn_destroy(st->w[i].cache);
+    }
+    pthread_mutex_destroy(&st->unrec_mu);
     cache_conn_destroy(st->ready_cache);
     pthread_mutex_destroy(&st->ready_mu);
     free(st);

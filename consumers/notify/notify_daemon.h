@@ -12,8 +12,11 @@
  * TX_NOTIFY_CLAIM_TTL); after the server accepted the message it becomes "sent"
  * (TX_NOTIFY_SENT_TTL), after a permanent refusal "failed:<reply>". A redelivered event whose
  * e-mails are "sent" (or "failed:") sends nothing and publishes the outcome again (downstream is
- * idempotent); a claim "sending" by another instance (or a crashed one) is waited for, then
- * retried, until its TTL lets it be claimed again.
+ * idempotent). Each instance keeps a heartbeat key tx:notify:alive:<instance> (TTL
+ * TX_NOTIFY_ALIVE_TTL, refreshed by a thread of its own every quarter of it); a claim "sending"
+ * of an instance whose heartbeat is gone (it crashed during the send) is taken over at once with
+ * a Lua compare-and-set; a claim of a live instance is waited out in the process (QUEUE_DEFER:
+ * the delivery is held and retried, other e-mails go on), never requeued.
  *
  * Remaining window: a crash (or a lost connection) after the server accepted the message and
  * before "sent" is written leaves the claim to expire, and the redelivered event sends the
@@ -22,11 +25,14 @@
  * (Redis down) the instance remembers the key in memory and does not send it again itself.
  *
  * Failures: undecodable or invalid events are dead-lettered (QUEUE_REJECT, logged with the
- * message_id and the reason). Transient failures (SMTP down, timeouts, 4xx, Redis down, a claim
- * held elsewhere, the broker not confirming) are retried inside the handler with backoff (200 ms
- * doubling to 3.2 s) for at most TX_NOTIFY_RETRY_BUDGET per delivery, checking the stop flag,
- * before the delivery is requeued (QUEUE_RETRY). Permanent failures (5xx, an address that cannot
- * be used) become notification.failed with the server's reply and the event is acked.
+ * message_id and the reason). Transient failures are retried inside the handler with backoff
+ * (200 ms doubling to 3.2 s) for at most TX_NOTIFY_RETRY_BUDGET per delivery (default: one
+ * attempt), checking the stop flag; then the handler returns QUEUE_RETRY when a dependency is
+ * down (no answer or 421 from the SMTP server, Redis down, the broker not confirming the
+ * outcome), so the consumer loop holds the delivery and pauses (consumers/common/cons.h,
+ * TX_RETRY_*), or QUEUE_DEFER when only this e-mail must wait (a 4xx for this recipient, a claim
+ * of a live instance). Permanent failures (5xx, an address that cannot be used) become
+ * notification.failed with the server's reply and the event is acked.
  */
 
 #include "consumers/common/cons.h"
@@ -46,6 +52,7 @@ struct notify_config {
     long long smtp_connect_timeout_ms;
     long long smtp_timeout_ms;
     bool smtp_reuse;
+    long long smtp_connections;
     char *mail_from;
     char *alert_email;
     char *templates_dir;
@@ -53,6 +60,7 @@ struct notify_config {
     long long retry_budget_ms;
     long long claim_ttl_ms;
     long long sent_ttl_ms;
+    long long alive_ttl_ms;
 };
 
 /* The configuration table (for cons_spec.config) and its length. */
@@ -84,7 +92,19 @@ int notify_daemon_init(void *app, struct cons_ctx *cx, struct tx_err *err);
 /** cons_spec.fini: frees what init created. Safe after a failed init. */
 void notify_daemon_fini(void *app);
 
-/** cons_spec.handle: one transaction.scored delivery (see the top of this file). */
+/**
+ * cons_spec.handle_batch: a batch of transaction.scored deliveries (see the top of this file).
+ * Its e-mails are sent in parallel over TX_SMTP_CONNECTIONS connections (one thread, SMTP
+ * connection and Redis connection each; the claims, sends and markers of one e-mail stay in one
+ * thread), then the outcome events of every event whose e-mails are done are published with one
+ * confirm wait; an event is acked only when all its outcomes were confirmed. Once one e-mail
+ * finds a dependency down, the e-mails of the batch not yet tried are not tried (QUEUE_RETRY),
+ * so a dead server costs one timeout per connection, not one per e-mail.
+ */
+void notify_daemon_handle_batch(void *app, const struct queue_delivery *d, size_t n,
+                                enum queue_disposition *out);
+
+/** cons_spec.handle: one delivery (a batch of one). */
 enum queue_disposition notify_daemon_handle(void *app, const struct queue_delivery *d);
 
 /**

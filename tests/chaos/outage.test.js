@@ -8,12 +8,12 @@
  * 1. txnotify SIGKILLed while it sends an e-mail (the SMTP sink is frozen with SIGSTOP so the
  *    send is in progress and txnotify holds its "sending" claim in Redis), then the new
  *    txnotify SIGKILLed again 30 s later. The e-mail must still be sent, exactly once, and
- *    nothing dead-lettered.
+ *    nothing dead-lettered. (The next instance takes the claim over once the dead one's
+ *    heartbeat key has expired, and never requeues while it waits: docs/reliability.md, 3.)
  * 2. The SMTP sink down for OUTAGE_S seconds (default 100) while ONE e-mail is pending: it is
- *    sent once the sink is back; nothing dead-lettered (README: "txnotify retries while the sink
- *    is down"). With one pending e-mail each requeue (every ~12.6 s: the 15 s in-handler retry
- *    budget) hands the same message back at once; with more pending than the prefetch (8) they
- *    take turns and the limit is reached later.
+ *    sent once the sink is back; nothing dead-lettered. (The consumer loop holds the delivery
+ *    in the process and retries it with back-off instead of requeueing it: with requeues, one
+ *    pending e-mail came straight back each time and reached the limit after about 75 s.)
  *
  * Runs on the private stack of ci/chaos (full mode, or ci/chaos --only outage).
  */

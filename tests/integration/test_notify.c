@@ -57,6 +57,7 @@ struct env {
     const char *amqp_url;
     const char *mgmt_url;
     const char *redis_url;
+    const char *daemon_redis_url; /* txnotify's own ACL user when the stack has it */
     const char *smtp_url;
     const char *mail_api;
     const char *src_dir;
@@ -458,7 +459,7 @@ static void start_daemon(struct daemon *d, const char *name, const char *smtp_ur
         setenv("TX_AMQP_URL", E.amqp_url, 1);
         setenv("TX_NOTIFY_QUEUE", d->queue, 1);
         setenv("TX_HEALTH_LISTEN", listen, 1);
-        setenv("TX_REDIS_URL", E.redis_url, 1);
+        setenv("TX_REDIS_URL", E.daemon_redis_url, 1);
         setenv("TX_SMTP_URL", smtp_url, 1);
         setenv("TX_SMTP_TLS", "none", 1);
         setenv("TX_TEMPLATES_DIR", templates, 1);
@@ -738,18 +739,24 @@ static void test_poison_rejected(void **state)
 }
 
 /* Sets the daemon's marker for (event_id, template) directly in Redis. */
-static void set_marker(const char *event_id, const char *tpl, const char *val, int ttl_s)
+static void redis_set(const char *key, const char *val, int ttl_s)
 {
     struct tx_err err = { 0 };
     struct cache_conn *c = cache_conn_create(E.redis_url, 2000, &err);
-    char key[256];
 
     if (c == NULL)
         fail_msg("redis: %s", err.msg);
-    snprintf(key, sizeof(key), "tx:notify:sent:{%s}:%s", event_id, tpl);
     if (cache_set(c, key, val, strlen(val), ttl_s, &err) != 0)
         fail_msg("redis SET %s: %s", key, err.msg);
     cache_conn_destroy(c);
+}
+
+static void set_marker(const char *event_id, const char *tpl, const char *val, int ttl_s)
+{
+    char key[256];
+
+    snprintf(key, sizeof(key), "tx:notify:sent:{%s}:%s", event_id, tpl);
+    redis_set(key, val, ttl_s);
 }
 
 /* A restart after the e-mail went out: the "sent" marker is there, so nothing is sent, but the
@@ -774,25 +781,99 @@ static void test_sent_marker_skips_sending(void **state)
     json_decref(ms);
 }
 
-/* A claim "sending" held by another (or a crashed) instance: the daemon waits, and sends once
- * the claim has expired, exactly once. */
+/*
+ * A claim "sending" of a live instance (its heartbeat key is there): the daemon holds the
+ * delivery in the process (never requeued) while the heartbeat lasts (3 s), then takes the claim
+ * over long before the claim's own 60 s TTL, and sends exactly once.
+ */
 static void test_claim_held_elsewhere_waits(void **state)
 {
+    static const char owner[] = "00000000-0000-7000-8000-00000000c1a1";
     struct event ev;
     char addr[128];
+    char claim[128];
+    char alive[128];
     int64_t t0;
+    int64_t took;
     json_t *ms;
+    double requeued0 = metric(&E.mail, "txnotify_requeued_total");
 
     (void) state;
     addr_of(addr, sizeof(addr), "claimed");
     make_event(&ev, addr, "Reservada", false);
-    set_marker(ev.event_id, "receipt", "sending 00000000-0000-7000-8000-000000000000", 3);
+    snprintf(claim, sizeof(claim), "sending %s", owner);
+    snprintf(alive, sizeof(alive), "tx:notify:alive:%s", owner);
+    redis_set(alive, "1", 3);
+    set_marker(ev.event_id, "receipt", claim, 60);
     t0 = tx_time_mono_ms();
     publish(E.mail.queue, &ev);
     await_outcomes(ev.event_id, "receipt", "notification.sent", 1);
-    assert_true(tx_time_mono_ms() - t0 >= 2000);
+    took = tx_time_mono_ms() - t0;
+    print_message("claim of a live instance: sent after %lld ms\n", (long long) took);
+    assert_true(took >= 2000); /* waited while the owner was alive */
+    assert_true(took < 20000); /* did not wait for the claim's TTL */
     ms = await_mails(addr, 1);
     json_decref(ms);
+    assert_true(metric(&E.mail, "txnotify_requeued_total") == requeued0);
+}
+
+/* The claim of an instance that died during its send (no heartbeat): taken over at once. */
+static void test_claim_of_dead_instance_taken_over(void **state)
+{
+    struct event ev;
+    char addr[128];
+    int64_t t0;
+    int64_t took;
+    json_t *ms;
+
+    (void) state;
+    addr_of(addr, sizeof(addr), "deadclaim");
+    make_event(&ev, addr, "Orfa", false);
+    set_marker(ev.event_id, "receipt", "sending 00000000-0000-7000-8000-0000000dead1", 60);
+    t0 = tx_time_mono_ms();
+    publish(E.mail.queue, &ev);
+    await_outcomes(ev.event_id, "receipt", "notification.sent", 1);
+    took = tx_time_mono_ms() - t0;
+    print_message("claim of a dead instance: sent after %lld ms\n", (long long) took);
+    assert_true(took < 5000);
+    ms = await_mails(addr, 1);
+    assert_int_equal(json_array_size(ms), 1);
+    json_decref(ms);
+}
+
+/* A burst of events is handled in batches whose e-mails go out over several SMTP connections in
+ * parallel (TX_SMTP_CONNECTIONS, 4 by default): every e-mail once, every outcome published. */
+static void test_batch_sends_in_parallel(void **state)
+{
+    enum {
+        N = 24
+    };
+    struct event ev[N];
+    char addr[N][128];
+    double conns;
+    int i;
+
+    (void) state;
+    for (i = 0; i < N; i++) {
+        char what[32];
+
+        snprintf(what, sizeof(what), "burst%d", i);
+        addr_of(addr[i], sizeof(addr[i]), what);
+        make_event(&ev[i], addr[i], "Rajada", false);
+    }
+    for (i = 0; i < N; i++)
+        publish(E.mail.queue, &ev[i]);
+    for (i = 0; i < N; i++)
+        (void) await_outcomes(ev[i].event_id, "receipt", "notification.sent", 1);
+    for (i = 0; i < N; i++) {
+        json_t *ms = await_mails(addr[i], 1);
+
+        assert_int_equal(json_array_size(ms), 1);
+        json_decref(ms);
+    }
+    conns = metric(&E.mail, "txnotify_smtp_connections_total");
+    print_message("burst of %d: %g SMTP connections opened by the daemon so far\n", N, conns);
+    assert_true(conns >= 2);
 }
 
 /* ---- tests: the daemon against the fake SMTP server ------------------------------------------ */
@@ -856,6 +937,7 @@ static void test_smtp_down_is_retried_not_failed(void **state)
     char addr[128];
     char url[128];
     double retried0 = metric(&E.fake, "txnotify_retried_total");
+    double requeued0 = metric(&E.fake, "txnotify_requeued_total");
     int64_t until;
     struct tx_buf out;
 
@@ -865,7 +947,8 @@ static void test_smtp_down_is_retried_not_failed(void **state)
     make_event(&ev, addr, "Sem Servidor", false);
     publish(E.fake.queue, &ev);
 
-    /* The handler backs off for its budget (2 s), then requeues: retried, never failed. */
+    /* The handler backs off for its budget (2 s), then the loop holds the delivery and retries
+     * it: retried, never failed, never requeued. */
     until = tx_time_mono_ms() + WAIT_MS;
     while (metric(&E.fake, "txnotify_retried_total") < retried0 + 2 && tx_time_mono_ms() < until)
         sleep_ms(200);
@@ -877,6 +960,7 @@ static void test_smtp_down_is_retried_not_failed(void **state)
     tx_buf_init(&out, 65536);
     assert_int_equal(http("GET", url, NULL, &out), 503);
     assert_non_null(strstr(out.data, "\"smtp\":\"down"));
+    assert_non_null(strstr(out.data, "\"held\":\"1 deliveries"));
     tx_buf_cleanup(&out);
 
     /* The server comes back: the e-mail goes out, once. */
@@ -884,6 +968,7 @@ static void test_smtp_down_is_retried_not_failed(void **state)
     await_outcomes(ev.event_id, "receipt", "notification.sent", 1);
     assert_int_equal(fake_smtp_accepted(&E.smtp, addr), 1);
     assert_int_equal(outcomes(ev.event_id, "receipt", "notification.failed", NULL), 0);
+    assert_true(metric(&E.fake, "txnotify_requeued_total") == requeued0);
 }
 
 /* A template with an unknown placeholder: the daemon refuses to start and names the file. */
@@ -982,6 +1067,21 @@ static int group_setup(void **state)
         return -1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* The daemons run as txnotify's least-privilege Redis user (only tx:notify:* keys, no
+     * scripting) when the stack defines it, as in production; else as the test's user. */
+    E.daemon_redis_url = E.redis_url;
+    if (getenv("TX_REDIS_URL_NOTIFY") != NULL) {
+        struct cache_conn *rc = cache_conn_create(getenv("TX_REDIS_URL_NOTIFY"), 2000, &err);
+
+        if (rc != NULL && cache_ping(rc, &err) == 0)
+            E.daemon_redis_url = getenv("TX_REDIS_URL_NOTIFY");
+        else
+            fprintf(stderr,
+                    "test_notify: TX_REDIS_URL_NOTIFY unusable (%s): the daemons use "
+                    "TX_REDIS_URL\n",
+                    err.msg);
+        cache_conn_destroy(rc);
+    }
     {
         int64_t until = tx_time_mono_ms() + 60000;
 
@@ -1058,6 +1158,8 @@ int main(void)
         cmocka_unit_test(test_poison_rejected),
         cmocka_unit_test(test_sent_marker_skips_sending),
         cmocka_unit_test(test_claim_held_elsewhere_waits),
+        cmocka_unit_test(test_claim_of_dead_instance_taken_over),
+        cmocka_unit_test(test_batch_sends_in_parallel),
         cmocka_unit_test(test_permanent_550),
         cmocka_unit_test(test_transient_451_retried),
         cmocka_unit_test(test_smtp_down_is_retried_not_failed),

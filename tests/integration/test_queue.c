@@ -328,6 +328,10 @@ struct seen {
     char last_err[256];
     bool saw_406;
     char stop_err[256]; /* the graceful stop failed */
+    int held;           /* QUEUE_EVENT_HELD */
+    int resumed;        /* QUEUE_EVENT_RESUMED */
+    int requeued;       /* QUEUE_EVENT_REQUEUED */
+    int paused_events;  /* HELD events with paused set */
 };
 
 static void seen_init(struct seen *s, size_t n, const char *tag)
@@ -395,6 +399,17 @@ static void on_event(void *ctx, const struct queue_event *ev)
             snprintf(s->stop_err, sizeof(s->stop_err), "%s", ev->err->msg);
         break;
     case QUEUE_EVENT_TOO_BIG:
+        break;
+    case QUEUE_EVENT_HELD:
+        s->held++;
+        if (ev->paused)
+            s->paused_events++;
+        break;
+    case QUEUE_EVENT_RESUMED:
+        s->resumed++;
+        break;
+    case QUEUE_EVENT_REQUEUED:
+        s->requeued++;
         break;
     }
     if (ev->err != NULL) {
@@ -757,7 +772,7 @@ static enum queue_disposition disp_handler(void *ctx, const struct queue_deliver
     else if (strcmp(d->body, "retry") == 0) {
         if (d->delivery_count == 0 && !x->retried_once) {
             x->retried_once = true;
-            r = QUEUE_RETRY;
+            r = QUEUE_REQUEUE;
         }
         else {
             x->retry_acked = true;
@@ -773,7 +788,7 @@ static enum queue_disposition disp_handler(void *ctx, const struct queue_deliver
         x->poison_deliveries++;
         if (d->delivery_count > x->poison_max_count)
             x->poison_max_count = d->delivery_count;
-        r = QUEUE_RETRY;
+        r = QUEUE_REQUEUE;
     }
     if (x->acked && x->retry_acked && x->rejected && x->poison_max_count >= x->limit)
         x->s.stop = 1;
@@ -1053,8 +1068,8 @@ static void batch_handler(void *ctx, const struct queue_delivery *d, size_t n,
             out[i] = QUEUE_REJECT;
             b->rejected++;
         }
-        else if (idx % 97 == 0 && d[i].delivery_count == 0) {
-            out[i] = QUEUE_RETRY;
+        else if (idx % 97 == 0 && idx >= 0 && (size_t) idx < b->s.n && b->s.handled[idx] == 0) {
+            out[i] = QUEUE_RETRY; /* held in the process and handed over again */
             b->retried++;
         }
         else {
@@ -1094,6 +1109,7 @@ static void test_consumer_batches(void **state)
     seen_init(&b.s, 1000, "batch");
     c = queue_consumer_create(&cfg, q, 128, &err);
     assert_non_null(c);
+    assert_int_equal(queue_consumer_set_retry(c, &(struct queue_retry){ 20, 100, 0 }, &err), 0);
     queue_consumer_set_event_fn(c, on_event, &b.s);
     watch(&b.s.stop);
     assert_int_equal(queue_consumer_run_batch(c, batch_handler, &b, 64, 50, &b.s.stop, &err), 0);
@@ -1107,6 +1123,13 @@ static void test_consumer_batches(void **state)
     assert_int_equal(b.rejected, 1);
     assert_int_equal(b.retried, 11); /* 0, 97, ..., 970 */
     assert_int_equal(b.s.distinct, 1000);
+    /* The retries were held in the process: none went back to the broker. */
+    if (b.s.counted != 0 || b.s.disconnected != 0)
+        fail_msg("%zu deliveries came back from the broker, %d disconnect(s), %d held, %d "
+                 "requeued: %s",
+                 b.s.counted, b.s.disconnected, b.s.held, b.s.requeued, b.s.last_err);
+    assert_int_equal(b.s.held, 11);
+    assert_int_equal(b.s.requeued, 0);
     assert_false(b.s.saw_406);
     expect_depth(q, 0);
     expect_depth(dlq, 1);
@@ -1263,6 +1286,226 @@ static void test_consumer_reports_connect_failures(void **state)
     assert_int_equal(s.stopped, 1);
 }
 
+/* ---- held deliveries (QUEUE_RETRY, QUEUE_DEFER) ---- */
+
+struct hold_ctx {
+    struct seen s;
+    int64_t t0;
+    long dep_down_ms;   /* "dep" fails with QUEUE_RETRY until this long after t0 */
+    unsigned dep_tries; /* attempts at "dep" */
+    unsigned defer_left;
+    unsigned defer_tries;
+    bool dep_done;
+    bool defer_done;
+    int64_t dep_done_ms;
+    int64_t other_first_ms; /* first "other" handed over */
+    unsigned other_done;
+    unsigned others;
+    unsigned max_count; /* highest x-delivery-count seen */
+    bool always_retry;
+    unsigned stop_after_tries;
+};
+
+static enum queue_disposition hold_handler(void *ctx, const struct queue_delivery *d)
+{
+    struct hold_ctx *x = ctx;
+    int64_t now = tx_time_mono_ms();
+
+    if (d->delivery_count > x->max_count)
+        x->max_count = d->delivery_count;
+    if (strcmp(d->body, "dep") == 0) {
+        x->dep_tries++;
+        if (x->stop_after_tries > 0 && x->dep_tries >= x->stop_after_tries)
+            x->s.stop = 1;
+        if (x->always_retry || now - x->t0 < x->dep_down_ms)
+            return QUEUE_RETRY;
+        x->dep_done = true;
+        x->dep_done_ms = now;
+    }
+    else if (strcmp(d->body, "defer") == 0) {
+        x->defer_tries++;
+        if (x->defer_left > 0) {
+            x->defer_left--;
+            return QUEUE_DEFER;
+        }
+        x->defer_done = true;
+    }
+    else {
+        if (x->other_first_ms == 0)
+            x->other_first_ms = now;
+        x->other_done++;
+    }
+    if ((x->dep_done || x->defer_done) && x->other_done == x->others)
+        x->s.stop = 1;
+    return QUEUE_ACK;
+}
+
+static void publish_bodies(const char *q, const char *const *bodies, size_t n)
+{
+    struct queue_config cfg = config(NULL);
+    struct queue_msg msgs[16];
+    struct queue_publisher *p;
+    struct tx_err err;
+
+    assert_true(n <= 16);
+    memset(msgs, 0, sizeof(msgs));
+    for (size_t i = 0; i < n; i++) {
+        msgs[i].routing_key = q;
+        msgs[i].message_id = bodies[i];
+        msgs[i].body = bodies[i];
+        msgs[i].len = strlen(bodies[i]);
+    }
+    p = queue_publisher_create(&cfg, &err);
+    assert_non_null(p);
+    if (queue_publish_confirmed(p, "", msgs, n, &err) != 0)
+        fail_msg("%s", err.msg);
+    queue_publisher_destroy(p);
+}
+
+/* Runs one consumer of q (prefetch 10, heartbeat 1 s) with the given retry settings. */
+static void run_hold(const char *q, struct hold_ctx *x, const struct queue_retry *rq)
+{
+    struct queue_config cfg = config(NULL);
+    struct queue_consumer *c;
+    struct tx_err err;
+
+    cfg.name = "txtest-queue-hold";
+    cfg.heartbeat_s = 1; /* the broker closes a connection silent for ~2 heartbeats */
+    c = queue_consumer_create(&cfg, q, 10, &err);
+    assert_non_null(c);
+    assert_int_equal(queue_consumer_set_retry(c, rq, &err), 0);
+    queue_consumer_set_event_fn(c, on_event, &x->s);
+    x->t0 = tx_time_mono_ms();
+    watch(&x->s.stop);
+    assert_int_equal(queue_consumer_run(c, hold_handler, x, &x->s.stop, &err), 0);
+    unwatch();
+    assert_int_equal(queue_consumer_held(c, NULL), 0);
+    queue_consumer_destroy(c);
+}
+
+/*
+ * A dependency down for 4 s (twice the heartbeat timeout): the delivery is held in the process
+ * and retried with back-off on one connection that stays up (heartbeats answered while holding),
+ * is never returned to the broker (x-delivery-limit 1 would dead-letter it on the 2nd return),
+ * and the deliveries behind it wait for it (paused), then all go through.
+ */
+static void test_consumer_holds_retry(void **state)
+{
+    char q[128], dlx[128], dlq[128], args[256];
+    const char *bodies[] = { "dep", "o1", "o2", "o3" };
+    struct hold_ctx x;
+
+    (void) state;
+    name_of(q, sizeof(q), "hold");
+    name_of(dlx, sizeof(dlx), "hold.dlx");
+    name_of(dlq, sizeof(dlq), "hold.dlq");
+    declare_exchange(dlx, "fanout");
+    declare_queue(dlq, "");
+    bind_queue(dlx, dlq, "");
+    snprintf(args, sizeof(args), "\"x-delivery-limit\":1,\"x-dead-letter-exchange\":\"%s\"", dlx);
+    declare_queue(q, args);
+    publish_bodies(q, bodies, 4);
+
+    memset(&x, 0, sizeof(x));
+    x.dep_down_ms = 4000;
+    x.others = 3;
+    run_hold(q, &x, &(struct queue_retry){ 100, 800, 60000 });
+    print_message("hold: \"dep\" done after %u attempts, %lld ms; %d held events, %d "
+                  "disconnects\n",
+                  x.dep_tries, (long long) (x.dep_done_ms - x.t0), x.s.held, x.s.disconnected);
+    assert_true(x.dep_done);
+    assert_int_equal(x.other_done, 3);
+    assert_int_equal(x.s.disconnected, 0); /* heartbeats kept the connection */
+    assert_int_equal(x.s.connected, 1);
+    assert_int_equal(x.max_count, 0); /* never returned to the broker */
+    /* 100, 200, 400, 800, 800, ... ms: about 7-9 attempts in 4 s, not a busy loop */
+    assert_true(x.dep_tries >= 5);
+    assert_true(x.dep_tries <= 12);
+    assert_int_equal(x.s.held, (int) x.dep_tries - 1);
+    assert_int_equal(x.s.paused_events, x.s.held);
+    assert_int_equal(x.s.resumed, 1);
+    assert_int_equal(x.s.requeued, 0);
+    /* Paused: nothing behind it was handed over before it succeeded. */
+    assert_true(x.other_first_ms >= x.dep_done_ms);
+    expect_depth(q, 0);
+    expect_depth(dlq, 0);
+}
+
+/* QUEUE_DEFER holds one delivery but lets the others through meanwhile. */
+static void test_consumer_defer_lets_others_pass(void **state)
+{
+    char q[128];
+    const char *bodies[] = { "defer", "o1", "o2" };
+    struct hold_ctx x;
+
+    (void) state;
+    name_of(q, sizeof(q), "defer");
+    declare_queue(q, "");
+    publish_bodies(q, bodies, 3);
+    memset(&x, 0, sizeof(x));
+    x.defer_left = 3;
+    x.others = 2;
+    run_hold(q, &x, &(struct queue_retry){ 100, 400, 60000 });
+    assert_true(x.defer_done);
+    assert_int_equal(x.defer_tries, 4);
+    assert_int_equal(x.other_done, 2);
+    assert_int_equal(x.s.held, 3);
+    assert_int_equal(x.s.paused_events, 0);
+    assert_int_equal(x.s.resumed, 1);
+    assert_int_equal(x.max_count, 0);
+    assert_int_equal(x.s.disconnected, 0);
+    expect_depth(q, 0);
+}
+
+/* Held longer than hold_ms: requeued once (x-delivery-count 1), then handled. */
+static void test_consumer_hold_limit_requeues(void **state)
+{
+    char q[128];
+    const char *bodies[] = { "dep" };
+    struct hold_ctx x;
+
+    (void) state;
+    name_of(q, sizeof(q), "holdlimit");
+    declare_queue(q, "");
+    publish_bodies(q, bodies, 1);
+    memset(&x, 0, sizeof(x));
+    x.dep_down_ms = 1200;
+    run_hold(q, &x, &(struct queue_retry){ 100, 200, 500 });
+    assert_true(x.dep_done);
+    assert_true(x.s.requeued >= 1);
+    assert_true(x.max_count >= 1);
+    assert_int_equal(x.s.disconnected, 0);
+    expect_depth(q, 0);
+}
+
+/* A stop while a delivery is held: the loop ends at once, the delivery is not acked (it is back
+ * in the queue), and the deliveries behind it were never handed over. */
+static void test_consumer_stop_during_hold(void **state)
+{
+    char q[128];
+    const char *bodies[] = { "dep", "o1" };
+    struct hold_ctx x;
+    int64_t t0;
+
+    (void) state;
+    name_of(q, sizeof(q), "holdstop");
+    declare_queue(q, "");
+    publish_bodies(q, bodies, 2);
+    memset(&x, 0, sizeof(x));
+    x.always_retry = true;
+    x.stop_after_tries = 3;
+    x.others = 1;
+    t0 = tx_time_mono_ms();
+    run_hold(q, &x, &(struct queue_retry){ 100, 200, 60000 });
+    assert_true(tx_time_mono_ms() - t0 < 5000);
+    assert_int_equal(x.dep_tries, 3);
+    assert_int_equal(x.other_done, 0);
+    assert_int_equal(x.s.stopped, 1);
+    if (x.s.stop_err[0] != '\0')
+        fail_msg("graceful stop failed: %s", x.s.stop_err);
+    expect_depth(q, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1279,6 +1522,10 @@ int main(void)
         cmocka_unit_test(test_consumer_stop_loses_nothing),
         cmocka_unit_test(test_consumer_reconnects),
         cmocka_unit_test(test_consumer_batches),
+        cmocka_unit_test(test_consumer_holds_retry),
+        cmocka_unit_test(test_consumer_defer_lets_others_pass),
+        cmocka_unit_test(test_consumer_hold_limit_requeues),
+        cmocka_unit_test(test_consumer_stop_during_hold),
         cmocka_unit_test(test_consumer_large_bodies),
         cmocka_unit_test(test_consumer_reports_connect_failures),
     };
