@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define IO_TIMEOUT_S  5
-#define BODY_LIMIT    (4u * 1024u * 1024u)
+#define BODY_LIMIT    (64u * 1024u * 1024u) /* the mail API lists every e-mail the tests sent */
 #define AMQP_FRAME_SZ 131072
 
 static const char *const queues[] = { "tx.fraud",     "tx.notify",     "tx.persist",
