@@ -294,6 +294,8 @@ function redisBatch(commands) {
   });
 }
 
+const SMTP_CONNECTIONS = Number(process.env.TX_SMTP_CONNECTIONS || 4);
+
 /*
  * Every e-mail the SMTP sink accepted: the .eml files in its mail directory and in the archive
  * fault.sh moves them to before a restart (mail-archive/<ns since the epoch>/). Counts by
@@ -303,8 +305,9 @@ function redisBatch(commands) {
  * maildev writes the file before it answers 250 to DATA. So when the sink is SIGKILLed between
  * the two, the message is on disk although txnotify never got the 250; txnotify then sends it
  * again (SMTP's own ambiguity, RFC 1047: no client can tell "stored, answer lost" from "not
- * stored"). Such a copy is the newest file of the archive of the killed sink, written just before
- * the kill: `inflight` lists the Message-IDs with such a copy.
+ * stored"). Such a copy is one of the newest files of the archive of the killed sink (as many
+ * as txnotify's parallel SMTP connections), written just before the kill: `inflight` lists the
+ * Message-IDs with such a copy.
  */
 function mailIndex(toFilter) {
   const dirs = [{ dir: path.join(cfg().state, 'mail', 'data'), killedMs: null }];
@@ -320,7 +323,7 @@ function mailIndex(toFilter) {
   let total = 0;
   for (const { dir, killedMs } of dirs) {
     if (!fs.existsSync(dir)) continue;
-    let newest = null;
+    const recent = []; /* this killed sink's files: the newest few may have been in flight */
     for (const f of fs.readdirSync(dir)) {
       if (!f.endsWith('.eml')) continue;
       const file = path.join(dir, f);
@@ -334,7 +337,7 @@ function mailIndex(toFilter) {
       };
       const mid = hdr('Message-ID');
       const mtime = fs.statSync(file).mtimeMs;
-      if (killedMs !== null && (!newest || mtime > newest.mtime)) newest = { mid, mtime };
+      if (killedMs !== null) recent.push({ mid, mtime });
       const to = hdr('To');
       if (toFilter && !toFilter(to)) continue;
       total++;
@@ -345,7 +348,10 @@ function mailIndex(toFilter) {
       if (!copies.has(mid)) copies.set(mid, []);
       copies.get(mid).push(mtime);
     }
-    if (newest && killedMs - newest.mtime < 3000) inflight.add(newest.mid);
+    /* txnotify sends over TX_SMTP_CONNECTIONS (default 4) connections at once: as many
+     * messages may have been stored but not yet answered when the sink was killed. */
+    recent.sort((a, b) => b.mtime - a.mtime);
+    for (const r of recent.slice(0, SMTP_CONNECTIONS)) if (killedMs - r.mtime < 3000) inflight.add(r.mid);
   }
   return { total, byMsgId, byTo, inflight, toOf, copies };
 }
