@@ -38,12 +38,18 @@
 #define CONTENT_TYPE               "application/json"
 #define DELIVERY_COUNT_HEADER      "x-delivery-count"
 
+/* Publishers send events of a few hundred bytes (larger bodies are split into frames) and
+ * receive only confirms: rabbitmq-c's inbound and outbound buffers are frame_max each, per
+ * connection, and the gateway has one publisher per upload slot. */
+#define PUB_FRAME_MAX 16384
+
 /* ---- connection (shared by publisher, consumer and the one-shot helpers) ---- */
 
 struct conn {
     struct queue_url url;
     char name[SHORTSTR_MAX + 1];
     int heartbeat_s; /* 0: disabled */
+    int frame_max;   /* asked for at login; 0: FRAME_MAX */
     long connect_timeout_ms;
     amqp_connection_state_t st; /* NULL when not connected */
     bool blocked;               /* connection.blocked received (resource alarm) */
@@ -309,9 +315,10 @@ static int conn_open(struct conn *c, struct tx_err *err)
     snprintf(what, sizeof(what), "login to %s:%d vhost '%s' as '%s'", c->url.host, c->url.port,
              c->url.vhost, c->url.user);
     rc = rpc_result(c,
-                    amqp_login_with_properties(c->st, c->url.vhost, 0, FRAME_MAX, c->heartbeat_s,
-                                               &props_table, AMQP_SASL_METHOD_PLAIN, c->url.user,
-                                               c->url.password),
+                    amqp_login_with_properties(c->st, c->url.vhost, 0,
+                                               c->frame_max > 0 ? c->frame_max : FRAME_MAX,
+                                               c->heartbeat_s, &props_table, AMQP_SASL_METHOD_PLAIN,
+                                               c->url.user, c->url.password),
                     what, err);
     if (rc != 0)
         goto out;
@@ -823,6 +830,7 @@ struct queue_publisher *queue_publisher_create(const struct queue_config *cfg, s
     }
     if (conn_init(&p->c, cfg, err) != 0)
         goto out;
+    p->c.frame_max = PUB_FRAME_MAX;
     p->window = cfg->window == 0 ? DEFAULT_WINDOW : cfg->window;
     p->confirm_timeout_ms = confirm_ms;
     p->ring = calloc(p->window, sizeof(*p->ring));
@@ -996,6 +1004,9 @@ int queue_publish_confirmed(struct queue_publisher *p, const char *exchange,
     }
     p->last_confirmed = p->fail_idx == SIZE_MAX ? n : p->fail_idx;
     p->msgs = NULL;
+    /* Give back the frame-decoding pools between calls (an idle slot keeps no decoded frames). */
+    if (p->c.st != NULL)
+        amqp_maybe_release_buffers(p->c.st);
     if (p->fail_idx != SIZE_MAX)
         return tx_err_set(err, p->fail_code, "message %zu of %zu: %s", p->fail_idx, n, p->fail_why);
     return 0;
