@@ -48,11 +48,7 @@ const amqp = require('./amqp');
 
 const REPO = path.resolve(__dirname, '..', '..');
 
-function need(k) {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: eval "$(ci/stack env)" first`);
-  return v;
-}
+const { need, appEnviron } = require('./proc');
 
 const E = {};
 for (const k of ['TX_STATE_DIR', 'TX_AMQP_URL', 'TX_AMQP_URL_GATEWAY', 'TX_AMQP_URL_FRAUD',
@@ -459,7 +455,6 @@ describe('API keys', () => {
 /* ---- processes: each binary holds only its own credentials ----------------------------------- */
 
 describe('processes started by ci/up hold only their own credentials', () => {
-  const run = path.join(E.TX_STATE_DIR, 'apps', 'run');
   const apps = ['txgateway', 'txfraud', 'txnotify', 'txpersist', 'nginx'];
   const secretVars = ['TX_AMQP_URL', 'TX_AMQP_URL_GATEWAY', 'TX_AMQP_URL_FRAUD', 'TX_AMQP_URL_NOTIFY', 'TX_AMQP_URL_PERSIST',
     'TX_RABBIT_MGMT_URL', 'TX_API_KEY', 'TX_ADMIN_API_KEY', 'TX_PG_DSN', 'TX_PG_RO_DSN', 'TX_S3_ACCESS_KEY', 'TX_S3_SECRET_KEY'];
@@ -472,13 +467,8 @@ describe('processes started by ci/up hold only their own credentials', () => {
   };
   for (const app of apps) {
     test(app, (t) => {
-      let pid;
-      try { pid = fs.readFileSync(path.join(run, `${app}.pid`), 'utf8').trim(); }
-      catch { t.skip(`not started by ci/up (no ${run}/${app}.pid)`); return; }
-      let environ;
-      try { environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8'); }
-      catch { t.skip(`${app} (pid ${pid}) is not running`); return; }
-      const envMap = Object.fromEntries(environ.split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const { env: envMap, environ, skip } = appEnviron(E.TX_STATE_DIR, app);
+      if (skip) { t.skip(skip); return; }
       for (const v of secretVars) {
         if (own[app][v] !== undefined) assert.equal(envMap[v], own[app][v], `${app}: ${v} is not its own`);
         else assert.equal(envMap[v], undefined, `${app} holds ${v}, a credential it does not use`);

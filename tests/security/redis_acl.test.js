@@ -17,13 +17,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 
-const REPO = path.resolve(__dirname, '..', '..');
+const { need, appEnviron } = require('./proc');
 
-function need(k) {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: eval "$(ci/stack env)" first`);
-  return v;
-}
+const REPO = path.resolve(__dirname, '..', '..');
 
 const URLS = {
   txgateway: need('TX_REDIS_URL_GATEWAY'),
@@ -127,17 +123,10 @@ describe('each Redis service user reaches its own keys only', () => {
 });
 
 describe('binaries started by ci/up connect to Redis as their own user', () => {
-  const run = path.join(STATE, 'apps', 'run');
   for (const app of ['txgateway', 'txfraud', 'txnotify', 'txpersist']) {
     test(app, (t) => {
-      let pid;
-      try { pid = fs.readFileSync(path.join(run, `${app}.pid`), 'utf8').trim(); }
-      catch { t.skip(`not started by ci/up (no ${run}/${app}.pid)`); return; }
-      let environ;
-      try { environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8'); }
-      catch { t.skip(`${app} (pid ${pid}) is not running`); return; }
-      const env = Object.fromEntries(environ.split('\0').filter(Boolean)
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const { env, skip } = appEnviron(STATE, app);
+      if (skip) { t.skip(skip); return; }
       if (app === 'txpersist') {
         assert.equal(env.TX_REDIS_URL, undefined, 'txpersist uses no Redis and must hold no Redis URL');
         return;
