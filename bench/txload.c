@@ -255,14 +255,14 @@ static int poll_counts(struct e2e_state *st, struct db_conn *db)
     tx_buf_puts(&arr, "}");
     strcat(hi, ";"); /* ';' sorts after ':', so every "<hi>:<index>" is below it */
     {
-        const char *p1[1] = { arr.data };
         const char *p3[3] = { arr.data, lo, hi };
 
         rc = db_query_text_prepared(
             db, "bench_tx",
             "SELECT count(*) || ' ' || count(scored_at) || ' ' || count(*) FILTER (WHERE "
-            "flagged) FROM transactions WHERE upload_id = ANY($1::text[])",
-            p1, 1, &out, NULL, &err);
+            "flagged) FROM transactions WHERE event_id > $2 AND event_id < $3 AND upload_id = "
+            "ANY($1::text[])",
+            p3, 3, &out, NULL, &err);
         if (rc == 0) {
             st->persisted = cell_long(out, 0);
             st->scored = cell_long(out, 1);

@@ -11,8 +11,8 @@
 #include <string.h>
 
 struct event_priv {
-    json_t *root;
-    char *record_json; /* the raw "transaction" member, minified */
+    struct tx_jdoc doc; /* the parsed event: every string of the event points into it */
+    char *record_json;  /* the raw "transaction" member, minified */
 };
 
 static const char *const type_names[] = {
@@ -138,57 +138,59 @@ int tx_event_encode_notification(enum tx_event_type type, const char *event_id,
 
 /* ---- decoding ------------------------------------------------------------------------------ */
 
-static const char *get_str(json_t *root, const char *key, size_t maxlen, struct tx_err *err)
+/* The event's member key when it is a string of at most maxlen bytes (NULL and err otherwise). */
+static const char *get_str(const struct tx_jdoc *d, const char *key, size_t maxlen,
+                           struct tx_err *err)
 {
-    json_t *v = json_object_get(root, key);
+    size_t len;
+    const char *s = tx_jdoc_str(d, tx_jdoc_get(d, 0, key), &len);
 
-    if (v == NULL || !json_is_string(v)) {
+    if (s == NULL) {
         tx_err_set(err, TX_EINVAL, "event field \"%s\" is missing or not a string", key);
         return NULL;
     }
-    if (json_string_length(v) > maxlen) {
+    if (len > maxlen) {
         tx_err_set(err, TX_EINVAL, "event field \"%s\" is longer than %zu bytes", key, maxlen);
         return NULL;
     }
-    return json_string_value(v);
+    return s;
 }
 
-static int decode_verdict(json_t *root, struct tx_verdict *vd, struct tx_err *err)
+static int decode_verdict(const struct tx_jdoc *d, struct tx_verdict *vd, struct tx_err *err)
 {
-    json_t *v = json_object_get(root, "verdict");
-    json_t *reasons;
-    json_t *flagged;
-    json_t *score;
+    uint32_t v = tx_jdoc_get(d, 0, "verdict");
+    uint32_t reasons;
+    uint32_t r;
+    enum tx_jtype flagged;
+    enum tx_jtype score;
     const char *s;
-    size_t i;
     size_t n;
 
-    if (!json_is_object(v))
+    if (tx_jdoc_type(d, v) != TX_JOBJECT)
         return tx_err_set(err, TX_EINVAL, "transaction.scored without a \"verdict\" object");
-    flagged = json_object_get(v, "flagged");
-    score = json_object_get(v, "score");
-    reasons = json_object_get(v, "reasons");
-    if (!json_is_boolean(flagged) || !json_is_number(score) || !json_is_array(reasons))
+    flagged = tx_jdoc_type(d, tx_jdoc_get(d, v, "flagged"));
+    score = tx_jdoc_type(d, tx_jdoc_get(d, v, "score"));
+    reasons = tx_jdoc_get(d, v, "reasons");
+    if ((flagged != TX_JTRUE && flagged != TX_JFALSE) || (score != TX_JINT && score != TX_JREAL) ||
+        tx_jdoc_type(d, reasons) != TX_JARRAY)
         return tx_err_set(err, TX_EINVAL,
                           "verdict needs \"flagged\" (boolean), \"score\" (number) and \"reasons\" "
                           "(array)");
-    vd->flagged = json_is_true(flagged);
-    vd->score = json_number_value(score);
-    if (json_array_size(reasons) > TX_REASONS_MAX)
+    vd->flagged = flagged == TX_JTRUE;
+    vd->score = tx_jdoc_num(d, tx_jdoc_get(d, v, "score"));
+    if (d->nodes[reasons].count > TX_REASONS_MAX)
         return tx_err_set(err, TX_EINVAL, "verdict has more than %d reasons", TX_REASONS_MAX);
-    vd->nreasons = json_array_size(reasons);
-    for (i = 0; i < vd->nreasons; i++) {
-        json_t *r = json_array_get(reasons, i);
-        json_t *code = json_object_get(r, "code");
-        json_t *detail = json_object_get(r, "detail");
+    vd->nreasons = d->nodes[reasons].count;
+    r = reasons + 1;
+    for (size_t i = 0; i < vd->nreasons; i++, r = d->nodes[r].next) {
+        size_t clen;
+        const char *code = tx_jdoc_str(d, tx_jdoc_get(d, r, "code"), &clen);
 
-        if (!json_is_string(code) || !json_is_string(detail) ||
-            json_string_length(code) >= sizeof(vd->reasons[i].code))
+        s = tx_jdoc_str(d, tx_jdoc_get(d, r, "detail"), &n);
+        if (code == NULL || s == NULL || clen >= sizeof(vd->reasons[i].code))
             return tx_err_set(err, TX_EINVAL, "verdict reason %zu needs string code and detail", i);
-        snprintf(vd->reasons[i].code, sizeof(vd->reasons[i].code), "%s", json_string_value(code));
+        memcpy(vd->reasons[i].code, code, clen + 1);
         /* A longer detail is cut at a character boundary, so it stays valid UTF-8. */
-        n = json_string_length(detail);
-        s = json_string_value(detail);
         if (n >= sizeof(vd->reasons[i].detail)) {
             n = sizeof(vd->reasons[i].detail) - 1;
             while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
@@ -200,22 +202,21 @@ static int decode_verdict(json_t *root, struct tx_verdict *vd, struct tx_err *er
     return 0;
 }
 
-static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event *ev,
-                     struct event_priv *p, struct tx_err *err)
+static int decode_tx(const char *buf, struct event_priv *p, struct tx_event *ev, struct tx_err *err)
 {
+    const struct tx_jdoc *d = &p->doc;
     const char *s;
-    json_t *index;
-    json_t *txn;
-    json_t *v;
+    uint32_t index;
+    uint32_t txn;
+    uint32_t v;
     struct tx_time t;
     struct tx_err terr;
     struct tx_violation viol;
     size_t nv = 0;
-    size_t start;
-    size_t end;
+    size_t len;
     char expect[TX_EVENT_ID_MAX + 1];
 
-    s = get_str(root, "upload_id", 36, err);
+    s = get_str(d, "upload_id", 36, err);
     if (s == NULL)
         return TX_EINVAL;
     if (!tx_uuid7_valid(s))
@@ -223,23 +224,23 @@ static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event 
     snprintf(ev->upload_id, sizeof(ev->upload_id), "%s", s);
     ev->head.upload_id = ev->upload_id;
     /* An event holding a huge integer elsewhere is read with every integer as a real. */
-    index = json_object_get(root, "index");
-    if (json_is_integer(index) && json_integer_value(index) >= 0)
-        ev->head.index = (size_t) json_integer_value(index);
-    else if (json_is_real(index) && json_real_value(index) >= 0 &&
-             json_real_value(index) <= 9007199254740992.0 &&
-             json_real_value(index) == floor(json_real_value(index)))
-        ev->head.index = (size_t) json_real_value(index);
+    index = tx_jdoc_get(d, 0, "index");
+    if (tx_jdoc_type(d, index) == TX_JINT && d->nodes[index].num.i >= 0)
+        ev->head.index = (size_t) d->nodes[index].num.i;
+    else if (tx_jdoc_type(d, index) == TX_JREAL && d->nodes[index].num.d >= 0 &&
+             d->nodes[index].num.d <= 9007199254740992.0 &&
+             d->nodes[index].num.d == floor(d->nodes[index].num.d))
+        ev->head.index = (size_t) d->nodes[index].num.d;
     else
         return tx_err_set(err, TX_EINVAL, "event field \"index\" must be an integer >= 0");
     tx_event_id_format(ev->upload_id, ev->head.index, expect);
     if (strcmp(expect, ev->event_id) != 0)
         return tx_err_set(err, TX_EINVAL, "event_id \"%s\" does not match upload_id:index \"%s\"",
                           ev->event_id, expect);
-    ev->head.object = get_str(root, "object", 1024, err);
+    ev->head.object = get_str(d, "object", 1024, err);
     if (ev->head.object == NULL)
         return TX_EINVAL;
-    s = get_str(root, "received_at", 64, err);
+    s = get_str(d, "received_at", 64, err);
     if (s == NULL)
         return TX_EINVAL;
     if (tx_time_parse(s, strlen(s), &t, &terr) != 0)
@@ -247,47 +248,46 @@ static int decode_tx(const char *buf, size_t len, json_t *root, struct tx_event 
     ev->head.received_ms = tx_time_to_ms(&t);
 
     /* Optional facts about the whole upload. */
-    v = json_object_get(root, "records");
-    if (json_is_integer(v) && json_integer_value(v) > 0)
-        ev->head.records = (size_t) json_integer_value(v);
-    v = json_object_get(root, "sha256");
-    if (json_is_string(v) && json_string_length(v) == 64)
-        ev->head.sha256 = json_string_value(v);
-    v = json_object_get(root, "idempotency_key");
-    if (json_is_string(v) && json_string_length(v) <= 200)
-        ev->head.idempotency_key = json_string_value(v);
+    v = tx_jdoc_get(d, 0, "records");
+    if (tx_jdoc_type(d, v) == TX_JINT && d->nodes[v].num.i > 0)
+        ev->head.records = (size_t) d->nodes[v].num.i;
+    s = tx_jdoc_str(d, tx_jdoc_get(d, 0, "sha256"), &len);
+    if (s != NULL && len == 64)
+        ev->head.sha256 = s;
+    s = tx_jdoc_str(d, tx_jdoc_get(d, 0, "idempotency_key"), &len);
+    if (s != NULL && len <= 200)
+        ev->head.idempotency_key = s;
 
-    txn = json_object_get(root, "transaction");
-    if (txn == NULL)
+    txn = tx_jdoc_get(d, 0, "transaction");
+    if (txn == TX_JDOC_NONE)
         return tx_err_set(err, TX_EINVAL, "event has no \"transaction\"");
-    if (tx_record_from_json(txn, ev->head.index, 0, &ev->record, &viol, 1, &nv) > 0)
+    if (tx_record_from_jdoc(d, txn, ev->head.index, 0, &ev->record, &viol, 1, &nv) > 0)
         return tx_err_set(err, TX_EINVAL, "invalid transaction: %s: %s", viol.field, viol.message);
-    if (tx_json_member_span(buf, len, "transaction", &start, &end) != 0)
-        return tx_err_set(err, TX_EINVAL, "event has no \"transaction\"");
-    p->record_json = tx_json_minify(buf + start, end - start, &ev->record.json_len);
+    p->record_json = tx_json_minify(buf + d->nodes[txn].start,
+                                    d->nodes[txn].end - d->nodes[txn].start, &ev->record.json_len);
     if (p->record_json == NULL)
         return tx_err_set(err, TX_ENOMEM, "out of memory");
     ev->record.json = p->record_json;
     if (ev->type == TX_EVENT_SCORED) {
         ev->has_verdict = true;
-        return decode_verdict(root, &ev->verdict, err);
+        return decode_verdict(d, &ev->verdict, err);
     }
     return 0;
 }
 
-static int decode_notification(json_t *root, struct tx_event *ev, struct tx_err *err)
+static int decode_notification(const struct tx_jdoc *d, struct tx_event *ev, struct tx_err *err)
 {
-    ev->template_name = get_str(root, "template", 64, err);
-    ev->to = ev->template_name != NULL ? get_str(root, "to", 254, err) : NULL;
-    ev->message_id = ev->to != NULL ? get_str(root, "message_id", 512, err) : NULL;
-    ev->at = ev->message_id != NULL ? get_str(root, "at", 64, err) : NULL;
+    ev->template_name = get_str(d, "template", 64, err);
+    ev->to = ev->template_name != NULL ? get_str(d, "to", 254, err) : NULL;
+    ev->message_id = ev->to != NULL ? get_str(d, "message_id", 512, err) : NULL;
+    ev->at = ev->message_id != NULL ? get_str(d, "at", 64, err) : NULL;
     if (ev->at == NULL)
         return TX_EINVAL;
-    if (json_is_null(json_object_get(root, "error"))) {
+    if (tx_jdoc_type(d, tx_jdoc_get(d, 0, "error")) == TX_JNULL) {
         ev->error = "";
         return 0;
     }
-    ev->error = get_str(root, "error", 4096, err);
+    ev->error = get_str(d, "error", 4096, err);
     return ev->error != NULL ? 0 : TX_EINVAL;
 }
 
@@ -296,14 +296,10 @@ int tx_event_decode(const char *buf, size_t len, struct tx_event **out, struct t
     struct tx_event *ev = NULL;
     struct event_priv *p = NULL;
     const char *s;
-    json_t *root = NULL;
     int t;
     int rc;
 
     *out = NULL;
-    rc = tx_json_load(buf, len, &root, err);
-    if (rc != 0)
-        return rc;
     ev = calloc(1, sizeof(*ev));
     p = calloc(1, sizeof(*p));
     if (ev == NULL || p == NULL) {
@@ -312,13 +308,14 @@ int tx_event_decode(const char *buf, size_t len, struct tx_event **out, struct t
         goto out;
     }
     ev->priv = p;
-    p->root = root;
-    root = NULL;
-    if (!json_is_object(p->root)) {
+    rc = tx_jdoc_parse(&p->doc, buf, len, err);
+    if (rc != 0)
+        goto out;
+    if (p->doc.nodes[0].type != TX_JOBJECT) {
         rc = tx_err_set(err, TX_EINVAL, "an event must be a JSON object");
         goto out;
     }
-    s = get_str(p->root, "type", 64, err);
+    s = get_str(&p->doc, "type", 64, err);
     if (s == NULL) {
         rc = TX_EINVAL;
         goto out;
@@ -331,22 +328,21 @@ int tx_event_decode(const char *buf, size_t len, struct tx_event **out, struct t
         rc = tx_err_set(err, TX_EINVAL, "unknown event type \"%s\"", s);
         goto out;
     }
-    s = get_str(p->root, "event_id", TX_EVENT_ID_MAX, err);
+    s = get_str(&p->doc, "event_id", TX_EVENT_ID_MAX, err);
     if (s == NULL) {
         rc = TX_EINVAL;
         goto out;
     }
     snprintf(ev->event_id, sizeof(ev->event_id), "%s", s);
     if (ev->type == TX_EVENT_RECEIVED || ev->type == TX_EVENT_SCORED)
-        rc = decode_tx(buf, len, p->root, ev, p, err);
+        rc = decode_tx(buf, p, ev, err);
     else
-        rc = decode_notification(p->root, ev, err);
+        rc = decode_notification(&p->doc, ev, err);
     if (rc != 0)
         goto out;
     *out = ev;
     ev = NULL;
 out:
-    json_decref(root);
     tx_event_destroy(ev);
     return rc;
 }
@@ -359,7 +355,7 @@ void tx_event_destroy(struct tx_event *ev)
         return;
     p = ev->priv;
     if (p != NULL) {
-        json_decref(p->root);
+        tx_jdoc_cleanup(&p->doc);
         free(p->record_json);
         free(p);
     }

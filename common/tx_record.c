@@ -109,23 +109,102 @@ static void vlist_add(struct vlist *l, size_t index, unsigned line, const char *
     va_end(ap);
 }
 
-static const char *json_type_name(const json_t *v)
+/* One JSON value seen through either parser: jansson (uploads) or tx_jdoc (events). */
+struct jval {
+    enum tx_jtype type; /* TX_JNONE when absent */
+    const char *s;      /* strings: NUL-terminated */
+    size_t len;
+    double num; /* numbers */
+};
+
+/* An object to validate: a jansson value, or node `node` of a flat document. */
+struct jsrc {
+    json_t *obj;
+    const struct tx_jdoc *doc;
+    uint32_t node;
+};
+
+static void jansson_val(json_t *v, struct jval *out)
 {
-    switch (json_typeof(v)) {
+    memset(out, 0, sizeof(*out));
+    switch (v == NULL ? -1 : (int) json_typeof(v)) {
     case JSON_OBJECT:
-        return "an object";
+        out->type = TX_JOBJECT;
+        break;
     case JSON_ARRAY:
-        return "an array";
+        out->type = TX_JARRAY;
+        break;
     case JSON_STRING:
-        return "a string";
+        out->type = TX_JSTRING;
+        out->s = json_string_value(v);
+        out->len = json_string_length(v);
+        break;
     case JSON_INTEGER:
+        out->type = TX_JINT;
+        out->num = json_number_value(v);
+        break;
     case JSON_REAL:
-        return "a number";
+        out->type = TX_JREAL;
+        out->num = json_number_value(v);
+        break;
     case JSON_TRUE:
+        out->type = TX_JTRUE;
+        break;
     case JSON_FALSE:
-        return "a boolean";
+        out->type = TX_JFALSE;
+        break;
     case JSON_NULL:
+        out->type = TX_JNULL;
+        break;
+    default:
+        out->type = TX_JNONE;
+        break;
+    }
+}
+
+static void jdoc_val(const struct tx_jdoc *d, uint32_t i, struct jval *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = tx_jdoc_type(d, i);
+    out->s = tx_jdoc_str(d, i, &out->len);
+    out->num = tx_jdoc_num(d, i);
+}
+
+static void jsrc_self(const struct jsrc *src, struct jval *out)
+{
+    if (src->doc != NULL)
+        jdoc_val(src->doc, src->node, out);
+    else
+        jansson_val(src->obj, out);
+}
+
+static void jsrc_get(const struct jsrc *src, const char *key, struct jval *out)
+{
+    if (src->doc != NULL)
+        jdoc_val(src->doc, tx_jdoc_get(src->doc, src->node, key), out);
+    else
+        jansson_val(json_object_get(src->obj, key), out);
+}
+
+static const char *json_type_name(const struct jval *v)
+{
+    switch (v->type) {
+    case TX_JOBJECT:
+        return "an object";
+    case TX_JARRAY:
+        return "an array";
+    case TX_JSTRING:
+        return "a string";
+    case TX_JINT:
+    case TX_JREAL:
+        return "a number";
+    case TX_JTRUE:
+    case TX_JFALSE:
+        return "a boolean";
+    case TX_JNULL:
         return "null";
+    case TX_JNONE:
+        break;
     }
     return "unknown";
 }
@@ -200,25 +279,26 @@ static const char *email_problem(const char *s, size_t len)
 }
 
 /* A required string field with a length range; returns the string or NULL after a violation. */
-static const char *check_string(json_t *obj, const char *field, size_t min, size_t max,
+static const char *check_string(const struct jsrc *obj, const char *field, size_t min, size_t max,
                                 struct vlist *l, size_t index, unsigned line)
 {
-    json_t *v = json_object_get(obj, field);
+    struct jval v;
     const char *s;
     size_t len;
     size_t chars;
 
-    if (v == NULL) {
+    jsrc_get(obj, field, &v);
+    if (v.type == TX_JNONE) {
         vlist_add(l, index, line, field, "required", "%s is required", field);
         return NULL;
     }
-    if (!json_is_string(v)) {
+    if (v.type != TX_JSTRING) {
         vlist_add(l, index, line, field, "type", "%s must be a string, got %s", field,
-                  json_type_name(v));
+                  json_type_name(&v));
         return NULL;
     }
-    s = json_string_value(v);
-    len = json_string_length(v);
+    s = v.s;
+    len = v.len;
     chars = tx_utf8_chars(s, len);
     if (chars < min || chars > max) {
         vlist_add(l, index, line, field, "length", "%s must be %zu to %zu characters long, got %zu",
@@ -232,21 +312,22 @@ static const char *check_string(json_t *obj, const char *field, size_t min, size
  * Validates one element; fills rec (pointing into obj) when valid. Returns the number of
  * violations this record added.
  */
-static size_t validate_record(json_t *obj, size_t index, unsigned line, struct tx_record *rec,
-                              struct vlist *l)
+static size_t validate_record(const struct jsrc *obj, size_t index, unsigned line,
+                              struct tx_record *rec, struct vlist *l)
 {
     size_t before = l->total;
     const char *s;
-    json_t *v;
+    struct jval v;
     struct tx_time t;
     struct tx_err terr;
 
     memset(rec, 0, sizeof(*rec));
     rec->index = index;
     rec->line = line;
-    if (!json_is_object(obj)) {
+    jsrc_self(obj, &v);
+    if (v.type != TX_JOBJECT) {
         vlist_add(l, index, line, "", "type", "record %zu must be a JSON object, got %s", index,
-                  json_type_name(obj));
+                  json_type_name(&v));
         return l->total - before;
     }
 
@@ -268,14 +349,14 @@ static size_t validate_record(json_t *obj, size_t index, unsigned line, struct t
         rec->id = s;
     }
 
-    v = json_object_get(obj, "isActive");
-    if (v == NULL)
+    jsrc_get(obj, "isActive", &v);
+    if (v.type == TX_JNONE)
         vlist_add(l, index, line, "isActive", "required", "isActive is required");
-    else if (!json_is_boolean(v))
+    else if (v.type != TX_JTRUE && v.type != TX_JFALSE)
         vlist_add(l, index, line, "isActive", "type", "isActive must be a boolean, got %s",
-                  json_type_name(v));
+                  json_type_name(&v));
     else
-        rec->is_active = json_is_true(v);
+        rec->is_active = v.type == TX_JTRUE;
 
     rec->cliente = check_string(obj, "cliente", 1, TX_CLIENTE_MAX, l, index, line);
 
@@ -292,33 +373,33 @@ static size_t validate_record(json_t *obj, size_t index, unsigned line, struct t
 
     rec->endereco = check_string(obj, "endereco", 1, TX_ENDERECO_MAX, l, index, line);
 
-    v = json_object_get(obj, "datatrasancao");
-    if (v == NULL) {
+    jsrc_get(obj, "datatrasancao", &v);
+    if (v.type == TX_JNONE) {
         vlist_add(l, index, line, "datatrasancao", "required", "datatrasancao is required");
     }
-    else if (!json_is_string(v)) {
+    else if (v.type != TX_JSTRING) {
         vlist_add(l, index, line, "datatrasancao", "type", "datatrasancao must be a string, got %s",
-                  json_type_name(v));
+                  json_type_name(&v));
     }
-    else if (tx_time_parse(json_string_value(v), json_string_length(v), &t, &terr) != 0) {
+    else if (tx_time_parse(v.s, v.len, &t, &terr) != 0) {
         vlist_add(l, index, line, "datatrasancao", "format",
                   "datatrasancao must be an RFC 3339 date-time or \"YYYY-MM-DDTHH:MM:SS +HH:MM\": "
                   "%s",
                   terr.msg);
     }
     else {
-        rec->datatrasancao = json_string_value(v);
+        rec->datatrasancao = v.s;
         rec->ts_ms = tx_time_to_ms(&t);
     }
 
-    v = json_object_get(obj, "valor");
-    if (v != NULL) {
-        if (!json_is_number(v)) {
+    jsrc_get(obj, "valor", &v);
+    if (v.type != TX_JNONE) {
+        if (v.type != TX_JINT && v.type != TX_JREAL) {
             vlist_add(l, index, line, "valor", "type", "valor must be a number, got %s",
-                      json_type_name(v));
+                      json_type_name(&v));
         }
         else {
-            double d = json_number_value(v);
+            double d = v.num;
 
             if (!isfinite(d) || d < 0)
                 vlist_add(l, index, line, "valor", "range",
@@ -334,7 +415,19 @@ size_t tx_record_from_json(json_t *obj, size_t index, unsigned line, struct tx_r
                            struct tx_violation *v, size_t nmax, size_t *nv)
 {
     struct vlist l = { .v = v, .n = *nv, .cap = nmax, .max = nmax };
-    size_t found = validate_record(obj, index, line, rec, &l);
+    struct jsrc src = { .obj = obj };
+    size_t found = validate_record(&src, index, line, rec, &l);
+
+    *nv = l.n;
+    return found;
+}
+
+size_t tx_record_from_jdoc(const struct tx_jdoc *doc, uint32_t node, size_t index, unsigned line,
+                           struct tx_record *rec, struct tx_violation *v, size_t nmax, size_t *nv)
+{
+    struct vlist l = { .v = v, .n = *nv, .cap = nmax, .max = nmax };
+    struct jsrc src = { .doc = doc, .node = node };
+    size_t found = validate_record(&src, index, line, rec, &l);
 
     *nv = l.n;
     return found;
@@ -559,7 +652,7 @@ static void add_record(struct parse_state *st, json_t *v, size_t start, size_t e
 {
     size_t i = st->b->nrecords++;
 
-    validate_record(v, i, line, &st->b->records[i], &st->l);
+    validate_record(&(struct jsrc){ .obj = v }, i, line, &st->b->records[i], &st->l);
     st->b->records[i].col = col;
     st->spans[i].start = start;
     st->spans[i].end = end;

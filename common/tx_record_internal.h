@@ -3,6 +3,7 @@
 
 /* Shared by the record parser and the event codec inside common/ only; not a public header. */
 
+#include "common/tx_jdoc.h"
 #include "common/tx_record.h"
 
 #include <jansson.h>
@@ -21,6 +22,10 @@ int tx_json_load(const char *buf, size_t len, json_t **out, struct tx_err *err);
  */
 size_t tx_record_from_json(json_t *obj, size_t index, unsigned line, struct tx_record *rec,
                            struct tx_violation *v, size_t nmax, size_t *nv);
+
+/** tx_record_from_json for the object at node of a flat document (rec points into doc). */
+size_t tx_record_from_jdoc(const struct tx_jdoc *doc, uint32_t node, size_t index, unsigned line,
+                           struct tx_record *rec, struct tx_violation *v, size_t nmax, size_t *nv);
 
 /* Text helpers for JSON that jansson already accepted (they do not validate). */
 

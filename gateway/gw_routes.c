@@ -271,7 +271,8 @@ static int client_fraud(struct gw *gw, struct mg_connection *c, const char *id)
 static int upload_status(struct gw *gw, struct mg_connection *c, const char *id)
 {
     static const char sql[] =
-        "WITH t AS (SELECT * FROM transactions WHERE upload_id = $1), "
+        "WITH t AS (SELECT * FROM transactions WHERE event_id >= $1 || ':' AND event_id < $1 || "
+        "';' AND upload_id = $1), "
         "e AS (SELECT e.* FROM emails e JOIN t ON e.event_id = t.event_id) "
         "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM t) AND NOT EXISTS (SELECT 1 FROM uploads "
         "WHERE upload_id = $1) THEN NULL ELSE json_build_object("

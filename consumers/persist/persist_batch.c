@@ -16,14 +16,16 @@
 #define SLEEP_SLICE_MS   100L
 
 /* Session-local staging table; emptied by every COMMIT. */
-#define STAGE_DDL                                                                             \
-    "CREATE TEMP TABLE IF NOT EXISTS persist_stage ("                                         \
-    "seq integer NOT NULL, kind text NOT NULL, event_id text NOT NULL, upload_id text, "      \
-    "idx integer, object_key text, received_at timestamptz, client_id text, cliente text, "   \
-    "email text, endereco text, datatrasancao text, datatrasancao_at timestamptz, "           \
-    "is_active boolean, raw jsonb, flagged boolean, score numeric, reasons jsonb, "           \
-    "template text, to_addr text, status text, message_id text, error text, at timestamptz, " \
-    "records integer, sha256 text, idempotency_key text"                                      \
+#define STAGE_DDL                                                                              \
+    "CREATE TEMP TABLE IF NOT EXISTS persist_stage ("                                          \
+    "seq integer NOT NULL, kind text NOT NULL, event_id text COLLATE \"C\" NOT NULL, "         \
+    "upload_id text COLLATE \"C\", "                                                           \
+    "idx integer, object_key text, received_at timestamptz, client_id text, cliente text, "    \
+    "email text, endereco text, datatrasancao text, datatrasancao_at timestamptz, "            \
+    "is_active boolean, raw jsonb, flagged boolean, score numeric, reasons jsonb, "            \
+    "template text COLLATE \"C\", to_addr text, status text, message_id text, error text, at " \
+    "timestamptz, "                                                                            \
+    "records integer, sha256 text, idempotency_key text"                                       \
     ") ON COMMIT DELETE ROWS"
 
 #define STAGE_COPY "COPY persist_stage (" PERSIST_STAGE_COLUMNS ") FROM STDIN"
@@ -77,10 +79,10 @@ static const char upsert_sql[] =
     " RETURNING 1"
     "), fr AS ("
     " INSERT INTO fraud_reasons AS f (event_id, code, detail)"
-    " SELECT DISTINCT ON (s.event_id, r.code) s.event_id, r.code, r.detail"
+    " SELECT DISTINCT ON (s.event_id, r.code COLLATE \"C\") s.event_id, r.code, r.detail"
     " FROM persist_stage s"
     " CROSS JOIN LATERAL jsonb_to_recordset(s.reasons) AS r(code text, detail text)"
-    " WHERE s.kind = 's' ORDER BY s.event_id, r.code, s.seq DESC"
+    " WHERE s.kind = 's' ORDER BY s.event_id, r.code COLLATE \"C\", s.seq DESC"
     " ON CONFLICT (event_id, code) DO UPDATE SET detail = EXCLUDED.detail"
     " WHERE f.detail IS DISTINCT FROM EXCLUDED.detail"
     " RETURNING 1"

@@ -154,8 +154,11 @@ static long count_rows(struct db_conn *db, const char *up)
     char *s = NULL;
     long n;
 
-    if (db_query_text(db, "SELECT count(*) FROM transactions WHERE upload_id = $1", p, 1, &s, NULL,
-                      &err) != 0)
+    /* The rows of one upload, through the primary key (schemas/sql/002). */
+    if (db_query_text(db,
+                      "SELECT count(*) FROM transactions WHERE event_id >= $1 || ':' AND "
+                      "event_id < $1 || ';' AND upload_id = $1",
+                      p, 1, &s, NULL, &err) != 0)
         die("count", err.msg);
     n = strtol(s, NULL, 10);
     free(s);

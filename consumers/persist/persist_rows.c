@@ -1,6 +1,7 @@
 /* Decoded events -> staging rows in COPY text format. Pure: no I/O, no global state. */
 #include "consumers/persist/persist.h"
 
+#include "common/tx_jdoc.h"
 #include "common/tx_time.h"
 
 #include <math.h>
@@ -12,46 +13,6 @@
 #define REASONS_JSON_MAX (64u * 1024u)
 
 /* ---- COPY text fields ---- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when it is not valid (or NUL). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c == 0)
-        return 0;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    }
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    }
-    else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    }
-    else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    /* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
 
 static bool utf8_valid(const char *s, size_t len)
 {
@@ -65,7 +26,7 @@ static bool utf8_valid(const char *s, size_t len)
             i++;
             continue;
         }
-        k = utf8_seq(p + i, len - i);
+        k = tx_utf8_seq(p + i, len - i);
         if (k == 0)
             return false;
         i += k;

@@ -697,6 +697,59 @@ static void test_pg_tables_and_migrations(void **state)
     PQfinish(c);
 }
 
+/*
+ * Migration 002: transactions keeps only its primary key and two partial indexes on flagged rows;
+ * event_id has the "C" collation, so an upload's rows are one primary-key range; a second row for
+ * the same (upload_id, idx) is impossible without the dropped unique index (the CHECK on event_id
+ * and the primary key refuse it).
+ */
+static void test_pg_lean_transaction_indexes(void **state)
+{
+    PGconn *c = pg_connect_env("TX_PG_DSN");
+    PGresult *r;
+
+    (void) state;
+    r = pg_ok(c, "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE "
+                 "tablename = 'transactions'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "transactions_client_flagged_idx,"
+                                             "transactions_flagged_idx,transactions_pkey");
+    PQclear(r);
+    r = pg_ok(c, "SELECT string_agg(table_name || '=' || collation_name, ',' ORDER BY table_name) "
+                 "FROM information_schema.columns WHERE column_name = 'event_id' AND table_name IN "
+                 "('transactions', 'fraud_reasons', 'emails')");
+    assert_string_equal(PQgetvalue(r, 0, 0), "emails=C,fraud_reasons=C,transactions=C");
+    PQclear(r);
+    PQclear(pg_ok(c, "BEGIN"));
+    PQclear(pg_ok(c, "INSERT INTO transactions (event_id, upload_id, idx, client_id, cliente, "
+                     "email, endereco, datatrasancao, datatrasancao_at, is_active, raw, "
+                     "received_at) VALUES ('test-stack:7', 'test-stack', 7, 'c', 'c', 'c@d.e', "
+                     "'e', 'x', now(), true, '{}', now()), ('test-stack:70', 'test-stack', 70, "
+                     "'c', 'c', 'c@d.e', 'e', 'x', now(), true, '{}', now())"));
+    PQclear(pg_ok(c, "SAVEPOINT s"));
+    pg_fails_with(c,
+                  "INSERT INTO transactions (event_id, upload_id, idx, client_id, cliente, email, "
+                  "endereco, datatrasancao, datatrasancao_at, is_active, raw, received_at) VALUES "
+                  "('test-stack:07', 'test-stack', 7, 'c', 'c', 'c@d.e', 'e', 'x', now(), true, "
+                  "'{}', now())",
+                  "23514");
+    PQclear(pg_ok(c, "ROLLBACK TO SAVEPOINT s"));
+    pg_fails_with(c,
+                  "INSERT INTO transactions (event_id, upload_id, idx, client_id, cliente, email, "
+                  "endereco, datatrasancao, datatrasancao_at, is_active, raw, received_at) VALUES "
+                  "('test-stack:7', 'test-stack', 7, 'c', 'c', 'c@d.e', 'e', 'x', now(), true, "
+                  "'{}', now())",
+                  "23505");
+    PQclear(pg_ok(c, "ROLLBACK"));
+    /* The range the gateway uses for an upload's rows can be a primary-key scan (a small table
+     * may still be read sequentially, so the test takes that choice away). */
+    PQclear(pg_ok(c, "SET enable_seqscan = off"));
+    r = pg_ok(c, "EXPLAIN SELECT * FROM transactions WHERE event_id >= 'u' || ':' AND event_id < "
+                 "'u' || ';' AND upload_id = 'u'");
+    assert_non_null(strstr(PQgetvalue(r, 0, 0), "transactions_pkey"));
+    PQclear(r);
+    PQfinish(c);
+}
+
 static void test_pg_readonly_role(void **state)
 {
     PGconn *c = pg_connect_env("TX_PG_RO_DSN");
@@ -847,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_amqp_gateway_publish_only),
         cmocka_unit_test(test_amqp_service_users),
         cmocka_unit_test(test_pg_tables_and_migrations),
+        cmocka_unit_test(test_pg_lean_transaction_indexes),
         cmocka_unit_test(test_pg_readonly_role),
         cmocka_unit_test(test_mail_api_lists_json),
         cmocka_unit_test(test_smtp_delivery_visible_in_api),
