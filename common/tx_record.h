@@ -100,4 +100,11 @@ int tx_record_check(const char *buf, size_t len, struct tx_violation *v, size_t 
 /** Number of Unicode code points in a valid UTF-8 string of len bytes. */
 size_t tx_utf8_chars(const char *s, size_t len);
 
+/**
+ * Byte span [*start, *end) of the value of top-level member key (compared as written, no
+ * escapes) in buf, len bytes of JSON that a parser of this library accepted (it is not checked
+ * again). TX_ENOTFOUND when absent, TX_EINVAL when buf is no object. Thread-safe.
+ */
+int tx_json_member_span(const char *buf, size_t len, const char *key, size_t *start, size_t *end);
+
 #endif

@@ -38,10 +38,4 @@ size_t tx_json_skip_value(const char *b, size_t len, size_t i);
 /** Copy of n bytes of JSON text without whitespace outside strings; caller frees. NULL on OOM. */
 char *tx_json_minify(const char *s, size_t n, size_t *outlen);
 
-/**
- * Byte span [*start, *end) of the value of top-level member key (compared as written, no
- * escapes) in the JSON object buf. TX_ENOTFOUND when absent, TX_EINVAL when buf is no object.
- */
-int tx_json_member_span(const char *buf, size_t len, const char *key, size_t *start, size_t *end);
-
 #endif

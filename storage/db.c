@@ -666,9 +666,9 @@ static int copy_wait(struct db_conn *c, int64_t deadline_ms, struct tx_err *err)
     return 0;
 }
 
-/* Streams data into a connection in the COPY IN state, ends the COPY and flushes. */
-static int copy_send(struct db_conn *c, const char *data, size_t len, int64_t deadline_ms,
-                     struct tx_err *err)
+/* Hands libpq one chunk of COPY data, waiting while its buffer is full; sends what it can. */
+static int copy_put(struct db_conn *c, const char *data, size_t len, int64_t deadline_ms,
+                    struct tx_err *err)
 {
     size_t off = 0;
     int rc;
@@ -690,8 +690,56 @@ static int copy_send(struct db_conn *c, const char *data, size_t len, int64_t de
         if (PQflush(c->pg) < 0)
             return link_lost(c, "copy data", err);
     }
+    /* Start sending now (without waiting for all of it): the server parses while the caller
+     * produces the next chunk. */
+    if (PQflush(c->pg) < 0)
+        return link_lost(c, "copy data", err);
+    return 0;
+}
+
+/* The whole input of a plain db_copy_in: one chunk. */
+struct copy_once {
+    const char *data;
+    size_t len;
+    bool given;
+};
+
+static int copy_once_next(void *ctx, const char **data, size_t *len)
+{
+    struct copy_once *o = ctx;
+
+    *data = o->data;
+    *len = o->given ? 0 : o->len;
+    o->given = true;
+    return 0;
+}
+
+/* Streams the source's chunks into a connection in the COPY IN state, ends the COPY and flushes.
+ * A source error ends the COPY with that error (the server fails the statement). */
+static int copy_send(struct db_conn *c, db_copy_source_fn next, void *ctx, int64_t deadline_ms,
+                     struct tx_err *err)
+{
+    const char *why = NULL;
+    int rc;
+    int r;
+
     for (;;) {
-        r = PQputCopyEnd(c->pg, NULL);
+        const char *data = NULL;
+        size_t len = 0;
+
+        rc = next(ctx, &data, &len);
+        if (rc != 0) {
+            why = "the client's data source failed";
+            break;
+        }
+        if (len == 0)
+            break;
+        rc = copy_put(c, data, len, deadline_ms, err);
+        if (rc != 0)
+            return rc;
+    }
+    for (;;) {
+        r = PQputCopyEnd(c->pg, why);
         if (r < 0)
             return send_failed(c, "copy end", err);
         if (r == 1)
@@ -715,6 +763,19 @@ static int copy_send(struct db_conn *c, const char *data, size_t len, int64_t de
 int db_copy_in(struct db_conn *c, const char *sql, const void *data, size_t len, long long *rows,
                struct tx_err *err)
 {
+    struct copy_once once = { .data = data, .len = len };
+
+    if (data == NULL && len > 0) {
+        if (rows != NULL)
+            *rows = 0;
+        return tx_err_set(err, TX_EINVAL, "postgres: copy: no data");
+    }
+    return db_copy_in_stream(c, sql, copy_once_next, &once, rows, err);
+}
+
+int db_copy_in_stream(struct db_conn *c, const char *sql, db_copy_source_fn next, void *ctx,
+                      long long *rows, struct tx_err *err)
+{
     int64_t deadline;
     PGresult *failed = NULL;
     bool copied = false;
@@ -722,8 +783,8 @@ int db_copy_in(struct db_conn *c, const char *sql, const void *data, size_t len,
 
     if (rows != NULL)
         *rows = 0;
-    if (data == NULL && len > 0)
-        return tx_err_set(err, TX_EINVAL, "postgres: copy: no data");
+    if (next == NULL)
+        return tx_err_set(err, TX_EINVAL, "postgres: copy: no data source");
     rc = check_params(sql, NULL, 0, err);
     if (rc == 0)
         rc = conn_ready(c, NULL, err);
@@ -772,7 +833,7 @@ int db_copy_in(struct db_conn *c, const char *sql, const void *data, size_t len,
                 break;
             }
             copied = true;
-            rc = copy_send(c, data, len, deadline, err);
+            rc = copy_send(c, next, ctx, deadline, err);
             if (rc != 0)
                 goto out;
             break;

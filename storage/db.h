@@ -123,6 +123,21 @@ int db_copy_in(struct db_conn *c, const char *sql, const void *data, size_t len,
                struct tx_err *err);
 
 /**
+ * Source of db_copy_in_stream: sets *data and *len to the next bytes of COPY input (valid until
+ * the next call), *len == 0 at the end. A non-zero return ends the COPY with an error from the
+ * server (the statement fails; the transaction is to be rolled back).
+ */
+typedef int (*db_copy_source_fn)(void *ctx, const char **data, size_t *len);
+
+/**
+ * db_copy_in with the input produced as it is sent: each chunk is handed to the server as soon as
+ * next returns it, so the server parses rows while the caller produces the following ones. Same
+ * statements, errors, deadline and thread-safety as db_copy_in.
+ */
+int db_copy_in_stream(struct db_conn *c, const char *sql, db_copy_source_fn next, void *ctx,
+                      long long *rows, struct tx_err *err);
+
+/**
  * The SQLSTATE ("23514", "22P02") of the server error that made the last call on c fail, or ""
  * when that call succeeded or failed without a server error (connection, deadline, libpq). Valid
  * until the next call on c. Lets a caller tell a row's bad data (class 22, mapped to TX_EIO)

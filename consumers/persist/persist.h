@@ -34,8 +34,8 @@
 #define PERSIST_STAGE_COLUMNS                                                                   \
     "seq, kind, event_id, upload_id, idx, object_key, received_at, client_id, cliente, email, " \
     "endereco, datatrasancao, datatrasancao_at, is_active, raw, flagged, score, reasons, "      \
-    "template, to_addr, status, message_id, error, at, records, sha256, idempotency_key"
-#define PERSIST_STAGE_NCOLUMNS 27
+    "template, to_addr, status, message_id, error, at, records, sha256, idempotency_key, valor"
+#define PERSIST_STAGE_NCOLUMNS 28
 
 /* Kind column of a staging row. */
 #define PERSIST_KIND_RECEIVED 'r'
@@ -55,7 +55,8 @@ int persist_copy_field(struct tx_buf *out, const char *s, size_t len);
  * Appends the staging row of a decoded event ev, with sequence number seq (its position in the
  * batch), to out: PERSIST_STAGE_NCOLUMNS tab-separated fields, \N for NULL, ending in a newline.
  * Timestamps are written as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ"; the record goes in raw as its JSON
- * text; the verdict's reasons as a JSON array of {"code","detail"}.
+ * text and its valor in valor as the number's text in that JSON (exact, no double in between);
+ * the verdict's reasons as a JSON array of {"code","detail"}.
  *
  * Checks what PostgreSQL would otherwise refuse as a data error, so such an event is treated as a
  * poison message before the database sees it: TX_EINVAL with the reason in err for an index above

@@ -14,6 +14,7 @@
 #define BACKOFF_FIRST_MS 100L
 #define BACKOFF_MAX_MS   5000L
 #define SLEEP_SLICE_MS   100L
+#define STREAM_CHUNK     (64u * 1024u) /* staging bytes per COPY chunk of a first attempt */
 
 /* Session-local staging table; emptied by every COMMIT. */
 #define STAGE_DDL                                                                              \
@@ -22,10 +23,10 @@
     "upload_id text COLLATE \"C\", "                                                           \
     "idx integer, object_key text, received_at timestamptz, client_id text, cliente text, "    \
     "email text, endereco text, datatrasancao text, datatrasancao_at timestamptz, "            \
-    "is_active boolean, raw jsonb, flagged boolean, score numeric, reasons jsonb, "            \
+    "is_active boolean, raw json, flagged boolean, score numeric, reasons jsonb, "             \
     "template text COLLATE \"C\", to_addr text, status text, message_id text, error text, at " \
     "timestamptz, "                                                                            \
-    "records integer, sha256 text, idempotency_key text"                                       \
+    "records integer, sha256 text, idempotency_key text, valor numeric"                        \
     ") ON COMMIT DELETE ROWS"
 
 #define STAGE_COPY "COPY persist_stage (" PERSIST_STAGE_COLUMNS ") FROM STDIN"
@@ -47,7 +48,7 @@
  * - transactions: per event_id the scored row wins over the received one (it carries the same
  *   record plus the verdict). A received event never touches an existing row, so it cannot erase
  *   a verdict that arrived first; a scored event sets the verdict when there is none yet or when
- *   it differs. valor is taken from the raw JSON, exact.
+ *   it differs. valor is the number's text in the raw JSON (persist_row_append), exact.
  * - fraud_reasons: upsert by (event_id, code).
  * - emails: upsert by (event_id, template); "sent" is final: a later "failed" never replaces it.
  * Updates that would change nothing are skipped (WHERE ... IS DISTINCT FROM), so a redelivered
@@ -69,7 +70,7 @@ static const char upsert_sql[] =
     "  endereco, datatrasancao, datatrasancao_at, is_active, valor, raw, received_at, scored_at,"
     "  flagged, score)"
     " SELECT DISTINCT ON (event_id) event_id, upload_id, idx, client_id, cliente, email,"
-    "  endereco, datatrasancao, datatrasancao_at, is_active, (raw ->> 'valor')::numeric, raw,"
+    "  endereco, datatrasancao, datatrasancao_at, is_active, valor, raw,"
     "  received_at, CASE WHEN kind = 's' THEN now() END, flagged, score"
     " FROM persist_stage WHERE kind IN ('r', 's') ORDER BY event_id, kind DESC, seq DESC"
     " ON CONFLICT (event_id) DO UPDATE"
@@ -133,6 +134,13 @@ struct persist_writer {
     struct row_ref *rows;
     size_t nrows;
     size_t cap;
+    /* Staging of the batch in hand, delivery by delivery (see stage_next). */
+    const struct queue_delivery *batch;
+    size_t batch_n;
+    enum queue_disposition *batch_out;
+    size_t staged;              /* deliveries staged so far */
+    size_t sent;                /* bytes of w->stage handed to the streaming COPY */
+    bool full_logged;           /* the staging-full warning was logged for this batch */
     long long pending[NTABLES]; /* rows written by the transaction in progress */
     int64_t deadline_ms;        /* no statement of the batch in hand starts after this */
     struct tx_counter *written[NTABLES];
@@ -258,6 +266,74 @@ void persist_writer_destroy(struct persist_writer *w)
     free(w);
 }
 
+/* ---- staging ---- */
+
+/* Decodes delivery w->staged of the batch in hand into a staging row; a poison one is rejected
+ * here, one that does not fit the staging text is left for a later batch. */
+static void stage_one(struct persist_writer *w)
+{
+    size_t i = w->staged++;
+    const struct queue_delivery *d = &w->batch[i];
+    struct tx_event *ev = NULL;
+    struct tx_err err = { 0 };
+    struct row_ref *r;
+    size_t start = w->stage.len;
+    int rc;
+
+    w->batch_out[i] = QUEUE_RETRY;
+    rc = tx_event_decode(d->body, d->len, &ev, &err);
+    if (rc == 0)
+        rc = persist_row_append(&w->stage, (unsigned) i, ev, &err);
+    if (rc == TX_ETOOBIG || rc == TX_ENOMEM) {
+        /* Held for another attempt (QUEUE_RETRY): the staging text reached its limit. */
+        if (!w->full_logged)
+            tx_log_warn(TX_KV("event_id", d->message_id),
+                        "batch staging full (%zu bytes); the rest of the batch waits for the next",
+                        w->stage.len);
+        w->full_logged = true;
+        tx_event_destroy(ev);
+        return;
+    }
+    if (rc != 0) {
+        w->batch_out[i] = QUEUE_REJECT;
+        tx_log_warn(TX_KV("event_id", ev != NULL ? ev->event_id : d->message_id, "upload_id",
+                          d->correlation_id),
+                    "poison message dead-lettered: %s: %s", tx_status_name(rc), err.msg);
+        tx_event_destroy(ev);
+        return;
+    }
+    r = &w->rows[w->nrows++];
+    r->delivery = i;
+    r->start = start;
+    r->end = w->stage.len;
+    r->disp = QUEUE_RETRY;
+    r->why[0] = '\0';
+    snprintf(r->event_id, sizeof(r->event_id), "%s", ev->event_id);
+    snprintf(r->upload_id, sizeof(r->upload_id), "%s", ev->upload_id);
+    tx_event_destroy(ev);
+}
+
+static void stage_rest(struct persist_writer *w)
+{
+    while (w->staged < w->batch_n)
+        stage_one(w);
+}
+
+/* db_copy_source_fn of the first attempt: stages deliveries until STREAM_CHUNK new bytes (or the
+ * end of the batch) and hands them to the COPY, so PostgreSQL parses them while the next ones are
+ * decoded. */
+static int stage_stream_next(void *ctx, const char **data, size_t *len)
+{
+    struct persist_writer *w = ctx;
+
+    while (w->staged < w->batch_n && w->stage.len - w->sent < STREAM_CHUNK)
+        stage_one(w);
+    *data = w->stage.data + w->sent;
+    *len = w->stage.len - w->sent;
+    w->sent = w->stage.len;
+    return 0;
+}
+
 /* ---- one transaction ---- */
 
 static int out_of_time(const struct persist_writer *w, struct tx_err *err)
@@ -285,18 +361,21 @@ static void abort_tx(struct persist_writer *w, int rc)
     }
 }
 
-/* COPYs rows [lo, hi) after prefix statements, then runs the upsert; adds to w->pending. */
-static int load_and_upsert(struct persist_writer *w, const char *copy_sql, size_t lo, size_t hi,
-                           struct tx_err *err)
+/* COPYs rows [lo, hi) after prefix statements, then runs the upsert; adds to w->pending. With
+ * stream, the batch is staged while it is copied (the first attempt), and [lo, hi) is unused. */
+static int load_and_upsert(struct persist_writer *w, const char *copy_sql, bool stream, size_t lo,
+                           size_t hi, struct tx_err *err)
 {
-    const char *data = w->stage.data + w->rows[lo].start;
-    size_t len = w->rows[hi - 1].end - w->rows[lo].start;
+    const char *data = stream ? NULL : w->stage.data + w->rows[lo].start;
+    size_t len = stream ? 0 : w->rows[hi - 1].end - w->rows[lo].start;
     long long n[NTABLES] = { 0 };
     char *counts = NULL;
     int rc;
 
     rc = out_of_time(w, err);
-    if (rc == 0)
+    if (rc == 0 && stream)
+        rc = db_copy_in_stream(w->db, copy_sql, stage_stream_next, w, NULL, err);
+    else if (rc == 0)
         rc = db_copy_in(w->db, copy_sql, data, len, NULL, err);
     if (rc == 0)
         rc = out_of_time(w, err);
@@ -355,7 +434,7 @@ static int bisect(struct persist_writer *w, size_t lo, size_t hi, struct tx_err 
     struct tx_err perr = { 0 };
     int rc;
 
-    rc = load_and_upsert(w, SQL_PART_COPY, lo, hi, &perr);
+    rc = load_and_upsert(w, SQL_PART_COPY, false, lo, hi, &perr);
     if (rc == 0) {
         rc = db_exec(w->db, SQL_PART_OK, NULL, 0, err);
         if (rc == 0)
@@ -389,7 +468,23 @@ static int write_rows(struct persist_writer *w, enum persist_error_class *cls, s
         *cls = persist_error_class(rc, "");
         return rc;
     }
-    rc = load_and_upsert(w, SQL_BEGIN_COPY, 0, w->nrows, &first);
+    if (w->staged < w->batch_n) {
+        /* The first attempt: stage while copying. The rows are all staged afterwards (also
+         * when the COPY failed half-way), as the retries and the bisection need them. */
+        rc = load_and_upsert(w, SQL_BEGIN_COPY, true, 0, 0, &first);
+        stage_rest(w);
+        if (rc == 0 && w->nrows == 0) {
+            /* Every delivery was poison or did not fit: nothing to write. */
+            abort_tx(w, TX_EINVAL);
+            return 0;
+        }
+    }
+    else if (w->nrows > 0) {
+        rc = load_and_upsert(w, SQL_BEGIN_COPY, false, 0, w->nrows, &first);
+    }
+    else {
+        return 0;
+    }
     if (rc == 0) {
         rc = db_exec(w->db, "COMMIT", NULL, 0, err);
         if (rc == 0) {
@@ -459,55 +554,6 @@ static int rows_reserve(struct persist_writer *w, size_t n)
     return 0;
 }
 
-/* Decodes the deliveries into staging rows; poison ones are rejected here. */
-static void stage_batch(struct persist_writer *w, const struct queue_delivery *d, size_t n,
-                        enum queue_disposition *out)
-{
-    bool full_logged = false;
-
-    w->nrows = 0;
-    tx_buf_reset(&w->stage);
-    for (size_t i = 0; i < n; i++) {
-        struct tx_event *ev = NULL;
-        struct tx_err err = { 0 };
-        struct row_ref *r;
-        size_t start = w->stage.len;
-        int rc;
-
-        out[i] = QUEUE_RETRY;
-        rc = tx_event_decode(d[i].body, d[i].len, &ev, &err);
-        if (rc == 0)
-            rc = persist_row_append(&w->stage, (unsigned) i, ev, &err);
-        if (rc == TX_ETOOBIG || rc == TX_ENOMEM) {
-            /* Requeued for a later batch: the staging text reached its limit. */
-            if (!full_logged)
-                tx_log_warn(TX_KV("event_id", d[i].message_id),
-                            "batch staging full (%zu bytes); requeueing the rest of the batch",
-                            w->stage.len);
-            full_logged = true;
-            tx_event_destroy(ev);
-            continue;
-        }
-        if (rc != 0) {
-            out[i] = QUEUE_REJECT;
-            tx_log_warn(TX_KV("event_id", ev != NULL ? ev->event_id : d[i].message_id, "upload_id",
-                              d[i].correlation_id),
-                        "poison message dead-lettered: %s: %s", tx_status_name(rc), err.msg);
-            tx_event_destroy(ev);
-            continue;
-        }
-        r = &w->rows[w->nrows++];
-        r->delivery = i;
-        r->start = start;
-        r->end = w->stage.len;
-        r->disp = QUEUE_RETRY;
-        r->why[0] = '\0';
-        snprintf(r->event_id, sizeof(r->event_id), "%s", ev->event_id);
-        snprintf(r->upload_id, sizeof(r->upload_id), "%s", ev->upload_id);
-        tx_event_destroy(ev);
-    }
-}
-
 void persist_writer_handle(struct persist_writer *w, const struct queue_delivery *d, size_t n,
                            enum queue_disposition *out, const volatile sig_atomic_t *stop)
 {
@@ -526,9 +572,14 @@ void persist_writer_handle(struct persist_writer *w, const struct queue_delivery
         tx_log_error(TX_NOKV, "out of memory for a batch of %zu; requeued", n);
         return;
     }
-    stage_batch(w, d, n, out);
-    if (w->nrows == 0)
-        return;
+    w->batch = d;
+    w->batch_n = n;
+    w->batch_out = out;
+    w->staged = 0;
+    w->sent = 0;
+    w->nrows = 0;
+    w->full_logged = false;
+    tx_buf_reset(&w->stage);
     w->deadline_ms = start + w->retry_budget_ms;
     for (;;) {
         enum persist_error_class cls = PERSIST_ERR_SYSTEMIC;
@@ -537,6 +588,9 @@ void persist_writer_handle(struct persist_writer *w, const struct queue_delivery
         tx_err_clear(&err);
         attempts++;
         rc = write_rows(w, &cls, &err);
+        stage_rest(w); /* when the first attempt could not even connect */
+        if (w->nrows == 0)
+            rc = 0; /* every delivery was poison or waits for the next batch: nothing to write */
         if (rc == 0)
             break;
         if (attempts == 1) {

@@ -1,11 +1,12 @@
 /*
  * txpersist_bench: throughput of txpersist.
  *
- *   txpersist_bench daemon [count] [batch_max] [prefetch]
+ *   txpersist_bench daemon [count] [batch_max] [prefetch] [instances]
  *       Creates the quorum queue txbench.persist.<pid>, fills it with count transaction.received
  *       events of a fresh upload (confirmed publishing, window 256), starts the txpersist binary
- *       beside this one on that queue, and times until the queue is empty and every row is in
- *       PostgreSQL. Then stops the daemon (SIGTERM) and deletes the queue.
+ *       beside this one on that queue (instances of it, default 1), and times until the queue is
+ *       empty and every row is in PostgreSQL. Then stops the daemons (SIGTERM) and deletes the
+ *       queue.
  *   txpersist_bench writer [count] [batch_max]
  *       The batch writer alone (no broker): persist_writer_handle on batches of batch_max
  *       prepared deliveries.
@@ -239,7 +240,9 @@ static int free_port(void)
     return port;
 }
 
-static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch)
+#define MAX_INSTANCES 8
+
+static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch, unsigned instances)
 {
     struct queue_config qc = { .url = need("TX_AMQP_URL"),
                                .name = "txpersist-bench",
@@ -261,16 +264,18 @@ static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch)
     uint32_t depth = 0;
     char dsn[4096];
     char *pidtext = NULL;
-    long backend = 0;
     long beam;
     double beam0;
     double backend_cpu = -1;
     double daemon_cpu = -1;
-    int port = free_port();
-    pid_t pid;
-    int status;
+    int ports[MAX_INSTANCES];
+    pid_t pids[MAX_INSTANCES];
+    int status = 0;
+    int st;
     ssize_t n;
 
+    for (unsigned k = 0; k < instances; k++)
+        ports[k] = free_port();
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
         die("readlink", "/proc/self/exe");
@@ -320,25 +325,27 @@ static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch)
     beam = find_process("beam.smp");
     beam0 = beam > 0 ? proc_cpu(beam) : -1;
     t0 = tx_time_mono_ms();
-    pid = fork();
-    if (pid == 0) {
-        char e[8][4200];
-        char *envp[9];
-        char *argv[] = { bin, NULL };
+    for (unsigned k = 0; k < instances; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            char e[8][4200];
+            char *envp[9];
+            char *argv[] = { bin, NULL };
 
-        snprintf(e[0], sizeof(e[0]), "TX_AMQP_URL=%s", need("TX_AMQP_URL"));
-        snprintf(e[1], sizeof(e[1]), "TX_PG_DSN=%s", dsn);
-        snprintf(e[2], sizeof(e[2]), "TX_QUEUE=%s", queue);
-        snprintf(e[3], sizeof(e[3]), "TX_BATCH_MAX=%zu", batch_max);
-        snprintf(e[4], sizeof(e[4]), "TX_PREFETCH=%u", prefetch);
-        snprintf(e[5], sizeof(e[5]), "TX_HEALTH_LISTEN=127.0.0.1:%d", port);
-        snprintf(e[6], sizeof(e[6]), "TX_LOG_LEVEL=warn");
-        snprintf(e[7], sizeof(e[7]), "PATH=/usr/bin:/bin");
-        for (int i = 0; i < 8; i++)
-            envp[i] = e[i];
-        envp[8] = NULL;
-        execve(bin, argv, envp);
-        _exit(127);
+            snprintf(e[0], sizeof(e[0]), "TX_AMQP_URL=%s", need("TX_AMQP_URL"));
+            snprintf(e[1], sizeof(e[1]), "TX_PG_DSN=%s", dsn);
+            snprintf(e[2], sizeof(e[2]), "TX_QUEUE=%s", queue);
+            snprintf(e[3], sizeof(e[3]), "TX_BATCH_MAX=%zu", batch_max);
+            snprintf(e[4], sizeof(e[4]), "TX_PREFETCH=%u", prefetch);
+            snprintf(e[5], sizeof(e[5]), "TX_HEALTH_LISTEN=127.0.0.1:%d", ports[k]);
+            snprintf(e[6], sizeof(e[6]), "TX_LOG_LEVEL=warn");
+            snprintf(e[7], sizeof(e[7]), "PATH=/usr/bin:/bin");
+            for (int i = 0; i < 8; i++)
+                envp[i] = e[i];
+            envp[8] = NULL;
+            execve(bin, argv, envp);
+            _exit(127);
+        }
     }
     for (;;) {
         long rows = count_rows(db, up);
@@ -351,8 +358,10 @@ static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch)
             if (depth == 0)
                 break;
         }
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            die("txpersist", "exited early");
+        for (unsigned k = 0; k < instances; k++) {
+            if (waitpid(pids[k], &status, WNOHANG) == pids[k])
+                die("txpersist", "exited early");
+        }
         sleep_ms(20);
     }
     t1 = tx_time_mono_ms();
@@ -367,25 +376,41 @@ static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch)
 
         const char *p[1] = { strstr(dsn, "txpersist-bench-") };
 
-        print_metrics(port, wanted);
-        /* The writer's session (the readiness probe has one too: take the busier). */
+        for (unsigned k = 0; k < instances; k++)
+            print_metrics(ports[k], wanted);
+        /* The writers' sessions (each daemon's readiness probe has one too: it is idle). */
         if (db_query_text(db,
-                          "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY "
-                          "xact_start NULLS LAST LIMIT 1",
-                          p, 1, &pidtext, NULL, &err) == 0)
-            backend = strtol(pidtext, NULL, 10);
+                          "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE "
+                          "application_name = $1",
+                          p, 1, &pidtext, NULL, &err) == 0 &&
+            pidtext != NULL) {
+            char *cur = pidtext;
+            char *end = NULL;
+
+            backend_cpu = 0;
+            for (long b = strtol(cur, &end, 10); end != cur; b = strtol(cur, &end, 10)) {
+                backend_cpu += proc_cpu(b);
+                cur = end;
+            }
+        }
         free(pidtext);
-        backend_cpu = backend > 0 ? proc_cpu(backend) : -1;
-        daemon_cpu = proc_cpu(pid);
+        daemon_cpu = 0;
+        for (unsigned k = 0; k < instances; k++)
+            daemon_cpu += proc_cpu(pids[k]);
     }
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
-    printf("txpersist (batch %zu, prefetch %u): %zu rows in %.2f s from start: %.0f rows/s; "
+    for (unsigned k = 0; k < instances; k++)
+        kill(pids[k], SIGTERM);
+    for (unsigned k = 0; k < instances; k++) {
+        waitpid(pids[k], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            status = st;
+    }
+    printf("txpersist x%u (batch %zu, prefetch %u): %zu rows in %.2f s from start: %.0f rows/s; "
            "%.2f s from the first row: %.0f rows/s\n",
-           batch_max, prefetch, count, (double) (t1 - t0) / 1000.0,
+           instances, batch_max, prefetch, count, (double) (t1 - t0) / 1000.0,
            (double) count * 1000.0 / (double) (t1 - t0), (double) (t1 - t_first) / 1000.0,
            (double) count * 1000.0 / (double) (t1 - t_first > 0 ? t1 - t_first : 1));
-    printf("CPU per row: txpersist %.1f us, its PostgreSQL session %.1f us, RabbitMQ (whole "
+    printf("CPU per row: txpersist %.1f us, its PostgreSQL sessions %.1f us, RabbitMQ (whole "
            "broker, other users included) %.1f us\n",
            daemon_cpu * 1e6 / (double) count, backend_cpu * 1e6 / (double) count,
            beam > 0 ? (proc_cpu(beam) - beam0) * 1e6 / (double) count : -1.0);
@@ -395,7 +420,7 @@ static int bench_daemon(size_t count, size_t batch_max, unsigned prefetch)
     free(ev);
     free(msgs);
     db_conn_destroy(db);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    return status == 0 ? 0 : 1;
 }
 
 static int bench_writer(size_t count, size_t batch_max)
@@ -510,16 +535,18 @@ int main(int argc, char **argv)
     size_t count = argc > 2 ? strtoul(argv[2], NULL, 10) : 100000;
     size_t batch = argc > 3 ? strtoul(argv[3], NULL, 10) : 500;
     unsigned prefetch = argc > 4 ? (unsigned) strtoul(argv[4], NULL, 10) : 1000;
+    unsigned instances = argc > 5 ? (unsigned) strtoul(argv[5], NULL, 10) : 1;
     int rc;
 
     if (argc < 2 || (strcmp(argv[1], "daemon") != 0 && strcmp(argv[1], "writer") != 0) ||
-        count == 0 || batch == 0 || prefetch == 0) {
-        fprintf(stderr, "usage: %s daemon|writer [count] [batch_max] [prefetch]\n", argv[0]);
+        count == 0 || batch == 0 || prefetch == 0 || instances == 0 || instances > MAX_INSTANCES) {
+        fprintf(stderr, "usage: %s daemon|writer [count] [batch_max] [prefetch] [instances 1-8]\n",
+                argv[0]);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
-    rc = strcmp(argv[1], "daemon") == 0 ? bench_daemon(count, batch, prefetch)
+    rc = strcmp(argv[1], "daemon") == 0 ? bench_daemon(count, batch, prefetch, instances)
                                         : bench_writer(count, batch);
     curl_global_cleanup();
     return rc;

@@ -14,62 +14,74 @@
 
 /* ---- COPY text fields ---- */
 
-static bool utf8_valid(const char *s, size_t len)
+/* The COPY escape of byte c, or NULL when c is copied as it is. */
+static const char *copy_escape(unsigned char c)
 {
-    const unsigned char *p = (const unsigned char *) s;
-    size_t i = 0;
-
-    while (i < len) {
-        size_t k;
-
-        if (p[i] >= 0x01 && p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        k = tx_utf8_seq(p + i, len - i);
-        if (k == 0)
-            return false;
-        i += k;
+    switch (c) {
+    case '\\':
+        return "\\\\";
+    case '\t':
+        return "\\t";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    default:
+        return NULL;
     }
-    return true;
 }
 
+/* One pass: plain bytes are copied in runs, UTF-8 is checked as it goes, four bytes escaped. */
 int persist_copy_field(struct tx_buf *out, const char *s, size_t len)
 {
+    const unsigned char *p = (const unsigned char *) s;
+    size_t start = out->len;
     size_t run = 0;
+    size_t i = 0;
     int rc = 0;
 
     if (len > 0 && s == NULL)
         return TX_EINVAL;
-    if (!utf8_valid(s, len))
-        return TX_EINVAL;
-    for (size_t i = 0; i < len && rc == 0; i++) {
-        const char *esc = NULL;
+    while (i < len && rc == 0) {
+        unsigned char c = p[i];
+        const char *esc;
 
-        switch (s[i]) {
-        case '\\':
-            esc = "\\\\";
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t k = tx_utf8_seq(p + i, len - i);
+
+            if (k == 0) {
+                rc = TX_EINVAL;
+                break;
+            }
+            i += k;
+            continue;
+        }
+        if (c == 0) {
+            rc = TX_EINVAL;
             break;
-        case '\t':
-            esc = "\\t";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        default:
+        }
+        esc = copy_escape(c);
+        if (esc == NULL) {
+            i++; /* another control character: COPY takes it as it is */
             continue;
         }
         if (i > run)
             rc = tx_buf_append(out, s + run, i - run);
         if (rc == 0)
             rc = tx_buf_append(out, esc, 2);
-        run = i + 1;
+        run = ++i;
     }
     if (rc == 0 && len > run)
         rc = tx_buf_append(out, s + run, len - run);
+    if (rc == TX_EINVAL) {
+        out->len = start; /* nothing of an invalid field stays */
+        if (out->data != NULL)
+            out->data[start] = '\0';
+    }
     return rc;
 }
 
@@ -223,6 +235,27 @@ static void put_tx_columns(struct row *r, const struct tx_event *ev)
     put_strn(r, "the record", rec->json, rec->json_len);
 }
 
+/* valor as the number's text in the record JSON (exact); NULL when the record has none. A key
+ * spelled with escapes ("\u0076alor") is not found by text: then the decoded double, written in
+ * its shortest exact form. */
+static void put_valor(struct row *r, const struct tx_record *rec)
+{
+    char num[40];
+    size_t start;
+    size_t end;
+
+    if (!rec->has_valor) {
+        put_null(r);
+        return;
+    }
+    if (tx_json_member_span(rec->json, rec->json_len, "valor", &start, &end) == 0) {
+        put_strn(r, "valor", rec->json + start, end - start);
+        return;
+    }
+    format_double(rec->valor, num, sizeof(num));
+    put_raw(r, num);
+}
+
 /* What the event says about the whole upload (records, sha256, Idempotency-Key), if anything. */
 static void put_upload_facts(struct row *r, const struct tx_event *ev)
 {
@@ -322,13 +355,14 @@ int persist_row_append(struct tx_buf *out, unsigned seq, const struct tx_event *
         for (int i = 0; i < 6; i++)
             put_null(&r); /* template .. at */
         put_upload_facts(&r, ev);
+        put_valor(&r, &ev->record);
     }
     else {
         for (int i = 0; i < 15; i++)
             put_null(&r); /* upload_id .. reasons */
         put_notification(&r, ev);
-        for (int i = 0; i < 3; i++)
-            put_null(&r); /* records .. idempotency_key */
+        for (int i = 0; i < 4; i++)
+            put_null(&r); /* records .. valor */
     }
     if (r.rc == 0 && r.nfields != PERSIST_STAGE_NCOLUMNS)
         r.rc = tx_err_set(err, TX_EINVAL, "internal error: %u staging fields written, not %d",

@@ -178,6 +178,71 @@ static int count_migrations(const char *dir)
 
 /* ---- tests ---- */
 
+/* A COPY source handing out fixed pieces, then failing on request. */
+struct pieces {
+    const char *const *part;
+    size_t next;
+    int fail_at; /* index of the call that fails, or -1 */
+};
+
+static int pieces_next(void *ctx, const char **data, size_t *len)
+{
+    struct pieces *p = ctx;
+
+    if (p->fail_at >= 0 && (size_t) p->fail_at == p->next)
+        return TX_ENOMEM;
+    *data = p->part[p->next];
+    *len = p->part[p->next] != NULL ? strlen(p->part[p->next]) : 0;
+    if (p->part[p->next] != NULL)
+        p->next++;
+    return 0;
+}
+
+/* db_copy_in_stream: rows cut anywhere between chunks arrive whole; a failing source fails the
+ * COPY (and only its transaction); db_copy_in is the one-chunk case. */
+static void t_copy_stream(void **state)
+{
+    static const char *const parts[] = { "1\ta", "l", "pha\n2\tbe", "ta\n", "3\t\\N\n", NULL };
+    struct fixture *f = *state;
+    struct tx_err err = { 0 };
+    struct pieces src = { .part = parts, .fail_at = -1 };
+    long long rows = -1;
+
+    must(db_copy_in_stream(f->c,
+                           "BEGIN; CREATE TEMP TABLE copy_stream (n int, s text) ON COMMIT DROP; "
+                           "COPY copy_stream FROM STDIN",
+                           pieces_next, &src, &rows, &err),
+         &err, "copy stream");
+    assert_int_equal(rows, 3);
+    expect_text(
+        f->c, "SELECT string_agg(n || '=' || coalesce(s, 'NULL'), ',' ORDER BY n) FROM copy_stream",
+        NULL, 0, "1=alpha,2=beta,3=NULL");
+    must(db_exec(f->c, "COMMIT", NULL, 0, &err), &err, "commit");
+
+    src.next = 0;
+    src.fail_at = 2;
+    assert_int_not_equal(db_copy_in_stream(f->c,
+                                           "BEGIN; CREATE TEMP TABLE copy_stream (n int, s text) "
+                                           "ON COMMIT DROP; COPY copy_stream FROM STDIN",
+                                           pieces_next, &src, &rows, &err),
+                         0);
+    assert_int_equal(rows, 0);
+    assert_non_null(strstr(err.msg, "data source failed"));
+    must(db_exec(f->c, "ROLLBACK", NULL, 0, &err), &err, "rollback");
+    expect_text(f->c, "SELECT 'usable'", NULL, 0, "usable");
+
+    rows = -1;
+    must(db_copy_in(f->c,
+                    "BEGIN; CREATE TEMP TABLE copy_stream (n int, s text) ON COMMIT DROP; COPY "
+                    "copy_stream FROM STDIN",
+                    "7\tseven\n", 8, &rows, &err),
+         &err, "copy once");
+    assert_int_equal(rows, 1);
+    must(db_exec(f->c, "ROLLBACK", NULL, 0, &err), &err, "rollback");
+    assert_int_equal(
+        db_copy_in_stream(f->c, "COPY copy_stream FROM STDIN", NULL, NULL, &rows, &err), TX_EINVAL);
+}
+
 static void t_ping(void **state)
 {
     struct fixture *f = *state;
@@ -721,6 +786,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_ping),
         cmocka_unit_test(t_query_text),
+        cmocka_unit_test(t_copy_stream),
         cmocka_unit_test(t_read_only_role),
         cmocka_unit_test(t_constraints_and_transactions),
         cmocka_unit_test(t_statement_timeout),

@@ -270,6 +270,7 @@ static void test_row_received(void **state)
     assert_field(&f, "raw", ev->record.json);
     assert_non_null(strstr(f.v[col("raw")], "\"Rua\\tA\\n\\\\ 1\""));
     assert_non_null(strstr(f.v[col("raw")], "100.10"));
+    assert_field(&f, "valor", "100.10"); /* the number's text, not a double's */
     assert_field(&f, "flagged", NULL);
     assert_field(&f, "score", NULL);
     assert_field(&f, "reasons", NULL);
@@ -349,6 +350,7 @@ static void test_row_notification(void **state)
     assert_field(&f, "event_id", UPLOAD ":2");
     assert_field(&f, "upload_id", NULL);
     assert_field(&f, "raw", NULL);
+    assert_field(&f, "valor", NULL);
     assert_field(&f, "template", "receipt");
     assert_field(&f, "to_addr", "ana@example.com");
     assert_field(&f, "status", "sent");
@@ -372,6 +374,49 @@ static void test_row_notification(void **state)
 }
 
 /* Several rows append one after the other, each a complete line. */
+/* valor goes to PostgreSQL as written in the record: digits a double cannot hold survive; no
+ * valor is NULL; a key written with escapes is still found (through the decoded value). */
+static void test_row_valor_exact(void **state)
+{
+    static const struct {
+        const char *valor_member; /* "" for none */
+        const char *want;         /* NULL for SQL NULL */
+    } cases[] = {
+        { ",\"valor\":12345678901234567890.123456789", "12345678901234567890.123456789" },
+        { ",\"valor\":0.1", "0.1" },
+        { ",\"valor\":1E+2", "1E+2" },
+        { ",\"valor\":7", "7" },
+        { "", NULL },
+        { ",\"\\u0076alor\":2.5", "2.5" },
+    };
+
+    (void) state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[1024];
+        struct tx_event *ev;
+        struct tx_buf b;
+        struct fields f;
+        struct tx_err err;
+
+        snprintf(json, sizeof(json),
+                 "{\"type\":\"transaction.received\",\"schema_version\":1,\"event_id\":\"" UPLOAD
+                 ":1\",\"upload_id\":\"" UPLOAD "\",\"index\":1,\"object\":\"o\","
+                 "\"received_at\":\"2024-03-11T12:00:00.123Z\",\"transaction\":{\"_id\":\"c-1\","
+                 "\"cliente\":\"Ana\",\"email\":\"ana@example.com\",\"endereco\":\"Rua\","
+                 "\"datatrasancao\":\"2024-03-11T12:00:00 +02:00\",\"isActive\":true%s}}",
+                 cases[i].valor_member);
+        ev = decode(json);
+        tx_buf_init(&b, BUF_MAX);
+        tx_err_clear(&err);
+        assert_int_equal(persist_row_append(&b, 0, ev, &err), 0);
+        split_line(b.data, b.len, &f);
+        assert_field(&f, "valor", cases[i].want);
+        fields_free(&f);
+        tx_buf_cleanup(&b);
+        tx_event_destroy(ev);
+    }
+}
+
 static void test_rows_concatenate(void **state)
 {
     struct tx_event *ev = decode(RECEIVED);
@@ -514,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_row_received),
         cmocka_unit_test(test_row_scored),
         cmocka_unit_test(test_row_notification),
+        cmocka_unit_test(test_row_valor_exact),
         cmocka_unit_test(test_rows_concatenate),
         cmocka_unit_test(test_row_poison),
         cmocka_unit_test(test_row_buffer_full_restores),
