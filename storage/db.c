@@ -26,6 +26,7 @@ struct db_conn {
     char *dsn;
     long connect_timeout_ms;
     long stmt_timeout_ms; /* -1: not set by us (the DSN's or the server's applies) */
+    char *session_sql;    /* run on every new session (db_conn_set_session_sql), or NULL */
     bool in_tx;           /* the last command left a transaction open */
     bool fatal_seen;      /* the server sent a FATAL message while we were idle */
     char sqlstate[6];     /* SQLSTATE of the last call's server error, "" when none */
@@ -191,6 +192,18 @@ static int apply_statement_timeout(struct db_conn *c, struct tx_err *err)
     return rc;
 }
 
+static int apply_session_sql(struct db_conn *c, struct tx_err *err)
+{
+    PGresult *res = NULL;
+    int rc;
+
+    if (c->session_sql == NULL)
+        return 0;
+    rc = run(c, c->session_sql, NULL, 0, true, deadline_after(c->connect_timeout_ms), &res, err);
+    PQclear(res);
+    return rc;
+}
+
 static int conn_open(struct db_conn *c, struct tx_err *err)
 {
     /* Defaults first: what the DSN (expanded from "dbname") says overrides them. */
@@ -227,8 +240,10 @@ static int conn_open(struct db_conn *c, struct tx_err *err)
         goto failed;
     PQsetNoticeReceiver(c->pg, on_notice, c);
     if (c->stmt_timeout_ms >= 0)
-        return apply_statement_timeout(c, err);
-    return 0;
+        rc = apply_statement_timeout(c, err);
+    if (rc == 0)
+        rc = apply_session_sql(c, err);
+    return rc;
 failed:
     first_line(PQerrorMessage(c->pg), line, sizeof(line));
     conn_drop(c);
@@ -336,6 +351,7 @@ void db_conn_destroy(struct db_conn *c)
     if (c->dsn != NULL) {
         memset(c->dsn, 0, strlen(c->dsn)); /* it may hold a password */
         free(c->dsn);
+        free(c->session_sql);
     }
     free(c);
 }
@@ -495,6 +511,27 @@ int db_conn_set_statement_timeout(struct db_conn *c, long ms, struct tx_err *err
         rc = apply_statement_timeout(c, err);
     if (rc != 0 && rc != TX_EUNAVAIL && rc != TX_ETIMEDOUT)
         c->stmt_timeout_ms = old;
+    return rc;
+}
+
+int db_conn_set_session_sql(struct db_conn *c, const char *sql, struct tx_err *err)
+{
+    char *copy;
+    int rc;
+
+    if (sql == NULL || sql[0] == '\0')
+        return tx_err_set(err, TX_EINVAL, "postgres: empty session SQL");
+    if (c->in_tx && c->pg != NULL)
+        return tx_err_set(err, TX_EINVAL,
+                          "postgres: session SQL cannot change inside a transaction");
+    copy = strdup(sql);
+    if (copy == NULL)
+        return tx_err_set(err, TX_ENOMEM, "out of memory");
+    free(c->session_sql);
+    c->session_sql = copy;
+    rc = conn_ready(c, NULL, err); /* a fresh connection runs it itself */
+    if (rc == 0)
+        rc = apply_session_sql(c, err);
     return rc;
 }
 
@@ -770,11 +807,11 @@ int db_copy_in(struct db_conn *c, const char *sql, const void *data, size_t len,
             *rows = 0;
         return tx_err_set(err, TX_EINVAL, "postgres: copy: no data");
     }
-    return db_copy_in_stream(c, sql, copy_once_next, &once, rows, err);
+    return db_copy_in_stream(c, sql, copy_once_next, &once, rows, NULL, err);
 }
 
 int db_copy_in_stream(struct db_conn *c, const char *sql, db_copy_source_fn next, void *ctx,
-                      long long *rows, struct tx_err *err)
+                      long long *rows, char **result, struct tx_err *err)
 {
     int64_t deadline;
     PGresult *failed = NULL;
@@ -783,6 +820,8 @@ int db_copy_in_stream(struct db_conn *c, const char *sql, db_copy_source_fn next
 
     if (rows != NULL)
         *rows = 0;
+    if (result != NULL)
+        *result = NULL;
     if (next == NULL)
         return tx_err_set(err, TX_EINVAL, "postgres: copy: no data source");
     rc = check_params(sql, NULL, 0, err);
@@ -844,6 +883,17 @@ int db_copy_in_stream(struct db_conn *c, const char *sql, db_copy_source_fn next
             PQclear(res);
             break;
         case PGRES_TUPLES_OK:
+            if (result != NULL && failed == NULL && PQntuples(res) > 0 && PQnfields(res) > 0) {
+                free(*result);
+                *result = strdup(PQgetvalue(res, 0, 0));
+                if (*result == NULL) {
+                    PQclear(res);
+                    rc = tx_err_set(err, TX_ENOMEM, "out of memory");
+                    goto out;
+                }
+            }
+            PQclear(res);
+            break;
         case PGRES_EMPTY_QUERY:
             PQclear(res);
             break;
@@ -882,6 +932,10 @@ out:
         c->in_tx = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
     if (rc != 0 && rows != NULL)
         *rows = 0;
+    if (rc != 0 && result != NULL) {
+        free(*result);
+        *result = NULL;
+    }
     PQclear(failed);
     return rc;
 }

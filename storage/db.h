@@ -63,6 +63,14 @@ void db_conn_destroy(struct db_conn *c);
 int db_conn_set_statement_timeout(struct db_conn *c, long ms, struct tx_err *err);
 
 /**
+ * Runs sql (statements separated by ';', no parameters: temporary tables, PREPARE ...) now and
+ * again at the start of every new session after a reconnect, so that what it creates is always
+ * there. A failure at a reconnect fails the statement that needed the session. Replaces the SQL
+ * of an earlier call. Must be called outside a transaction (TX_EINVAL otherwise).
+ */
+int db_conn_set_session_sql(struct db_conn *c, const char *sql, struct tx_err *err);
+
+/**
  * Readiness probe: runs "SELECT 1". If the link broke, reconnects and tries once more (outside a
  * transaction only). 0 when the server answered.
  */
@@ -131,11 +139,15 @@ typedef int (*db_copy_source_fn)(void *ctx, const char **data, size_t *len);
 
 /**
  * db_copy_in with the input produced as it is sent: each chunk is handed to the server as soon as
- * next returns it, so the server parses rows while the caller produces the following ones. Same
+ * next returns it, so the server parses rows while the caller produces the following ones. sql
+ * may go on after the COPY with more statements (e.g. "...; COPY t FROM STDIN; EXECUTE upsert;
+ * COMMIT": one round trip for a whole transaction); the first statement that fails ends it and
+ * is the error. *result (may be NULL) receives the first column of the first row of the last
+ * statement that returned rows, as text to free (NULL when none, and on failure). Same
  * statements, errors, deadline and thread-safety as db_copy_in.
  */
 int db_copy_in_stream(struct db_conn *c, const char *sql, db_copy_source_fn next, void *ctx,
-                      long long *rows, struct tx_err *err);
+                      long long *rows, char **result, struct tx_err *err);
 
 /**
  * The SQLSTATE ("23514", "22P02") of the server error that made the last call on c fail, or ""

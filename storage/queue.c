@@ -1575,12 +1575,19 @@ static long next_backoff(struct queue_consumer *c)
 struct run {
     queue_handler_fn fn;
     queue_batch_fn bfn;
+    queue_submit_fn submit; /* pipelined mode */
+    queue_collect_fn collect;
     void *ctx;
     size_t batch_max;
     long batch_wait_ms;
     struct queue_delivery *batch; /* batch_max entries (batch mode) */
     struct held **batch_held;     /* the held entries behind batch[] */
     enum queue_disposition *disp; /* batch_max entries */
+    /* Pipelined mode: the batch submitted and not yet collected. */
+    struct queue_delivery *fl_batch; /* batch_max entries: the deliveries handed to submit */
+    struct held **fl_held;           /* the held entries behind them */
+    size_t nfl;                      /* 0: nothing in flight */
+    int64_t fl_since_ms;             /* when it was submitted */
 };
 
 /* Takes the oldest held delivery off the list (caller frees it). */
@@ -1595,12 +1602,65 @@ static struct held *held_pop(struct queue_consumer *c)
     return h;
 }
 
+/* Pipelined mode: collects the batch in flight and settles (or, after a lost connection, only
+ * frees) its deliveries, in order; then flushes the acks. */
+static int collect_flight(struct queue_consumer *c, struct run *r, bool settle, struct tx_err *err)
+{
+    size_t n = r->nfl;
+    int rc = 0;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        r->disp[i] = QUEUE_RETRY;
+    r->collect(r->ctx, r->disp);
+    r->nfl = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (settle && rc == 0)
+            rc = cons_outcome(c, r->fl_held[i], r->disp[i], err);
+        else
+            free(r->fl_held[i]);
+        r->fl_held[i] = NULL;
+    }
+    if (settle && rc == 0 && !c->draining)
+        rc = cons_flush_acks(c, err);
+    return rc;
+}
+
+/* Pipelined mode: submits r->batch_held[0..k), collects the batch before it, and leaves the new
+ * one in flight (or collects it too with sync: retries, draining). */
+static int submit_batch(struct queue_consumer *c, struct run *r, size_t k, bool sync,
+                        struct tx_err *err)
+{
+    struct queue_delivery *d = r->fl_batch;
+    int rc;
+
+    for (size_t i = 0; i < k; i++)
+        r->batch[i] = r->batch_held[i]->d;
+    r->submit(r->ctx, r->batch, k);
+    rc = collect_flight(c, r, true, err);
+    /* The submitted batch is in flight now: its deliveries and their array stay as they are. */
+    r->fl_batch = r->batch;
+    r->batch = d;
+    for (size_t i = 0; i < k; i++) {
+        r->fl_held[i] = r->batch_held[i];
+        r->batch_held[i] = NULL;
+    }
+    r->nfl = k;
+    r->fl_since_ms = tx_time_mono_ms();
+    if (rc == 0 && (sync || c->draining))
+        rc = collect_flight(c, r, true, err);
+    return rc;
+}
+
 /* Hands r->batch_held[0..k) to the batch handler and settles or holds each, in order. */
 static int dispatch_batch(struct queue_consumer *c, struct run *r, size_t k, struct tx_err *err)
 {
     int rc = 0;
     size_t i;
 
+    if (r->submit != NULL)
+        return submit_batch(c, r, k, false, err);
     for (i = 0; i < k; i++) {
         r->batch[i] = r->batch_held[i]->d;
         r->disp[i] = QUEUE_RETRY;
@@ -1654,6 +1714,8 @@ static int dispatch_due(struct queue_consumer *c, struct run *r, int64_t now, st
             return cons_outcome(c, h, r->fn(r->ctx, &h->d), err);
         r->batch_held[k++] = h;
     }
+    if (k > 0 && r->submit != NULL)
+        return submit_batch(c, r, k, true, err); /* degraded mode: one batch at a time */
     return k > 0 ? dispatch_batch(c, r, k, err) : 0;
 }
 
@@ -1674,8 +1736,10 @@ static int cons_step(struct queue_consumer *c, struct run *r, struct tx_err *err
         if (rc != 0)
             return rc;
         due = retry_due(c);
-        if (due <= now)
-            return dispatch_due(c, r, now, err);
+        if (due <= now) {
+            rc = collect_flight(c, r, true, err);
+            return rc != 0 ? rc : dispatch_due(c, r, now, err);
+        }
         if (due < deadline)
             deadline = due;
     }
@@ -1686,6 +1750,16 @@ static int cons_step(struct queue_consumer *c, struct run *r, struct tx_err *err
             return dispatch_new(c, r, err);
         if (due < deadline)
             deadline = due;
+    }
+    if (r->nfl > 0) {
+        /* The batch in flight waits for the next one to be submitted, unless nothing more can
+         * arrive (the prefetch window is full) or nothing came for batch_wait_ms. */
+        int64_t idle = r->fl_since_ms + r->batch_wait_ms;
+
+        if (c->unsettled >= c->prefetch || c->ndep > 0 || now >= idle)
+            return collect_flight(c, r, true, err);
+        if (idle < deadline)
+            deadline = idle;
     }
     if (c->ack_count > 0) {
         /* Group acks (each basic.ack is a Raft command in a quorum queue): take deliveries
@@ -1820,18 +1894,25 @@ static int cons_loop(struct queue_consumer *c, struct run *r, const volatile sig
             continue;
         }
         rc = cons_step(c, r, &e);
-        if (rc != 0)
+        if (rc != 0) {
+            /* The batch in flight is finished, but its tags died with the channel. */
+            collect_flight(c, r, false, NULL);
             cons_lost(c, &e);
+        }
     }
     if (c->c.st != NULL) {
         tx_err_clear(&e);
-        rc = cons_finish(c, r, &e);
+        rc = collect_flight(c, r, true, &e);
+        if (rc == 0)
+            rc = cons_finish(c, r, &e);
         if (rc != 0) {
+            collect_flight(c, r, false, NULL);
             cons_lost(c, &e);
             emit(c, QUEUE_EVENT_STOPPED, &e, 0, 0);
             return 0;
         }
     }
+    collect_flight(c, r, false, NULL);
     held_free_all(c);
     emit(c, QUEUE_EVENT_STOPPED, NULL, 0, 0);
     return 0;
@@ -1948,15 +2029,13 @@ int queue_consumer_run(struct queue_consumer *c, queue_handler_fn fn, void *ctx,
     return cons_loop(c, &r, stop);
 }
 
-int queue_consumer_run_batch(struct queue_consumer *c, queue_batch_fn fn, void *ctx,
-                             size_t batch_max, long batch_wait_ms,
-                             const volatile sig_atomic_t *stop, struct tx_err *err)
+/* The batch and pipelined modes: validates, allocates, runs. */
+static int run_batches(struct queue_consumer *c, struct run r, size_t batch_max,
+                       const volatile sig_atomic_t *stop, struct tx_err *err)
 {
-    struct run r = { .bfn = fn, .ctx = ctx, .batch_wait_ms = batch_wait_ms };
+    long batch_wait_ms = r.batch_wait_ms;
     int rc;
 
-    if (c == NULL || fn == NULL || stop == NULL)
-        return tx_err_set(err, TX_EINVAL, "consumer, handler and stop flag are required");
     if (batch_max == 0 || batch_max > MAX_PREFETCH || batch_wait_ms < 0 ||
         batch_wait_ms > MAX_BATCH_WAIT_MS)
         return tx_err_set(err, TX_EINVAL, "batch size must be 1..%u and wait 0..%ld ms",
@@ -1965,7 +2044,12 @@ int queue_consumer_run_batch(struct queue_consumer *c, queue_batch_fn fn, void *
     r.batch = calloc(r.batch_max, sizeof(*r.batch));
     r.batch_held = calloc(r.batch_max, sizeof(*r.batch_held));
     r.disp = calloc(r.batch_max, sizeof(*r.disp));
-    if (r.batch == NULL || r.batch_held == NULL || r.disp == NULL) {
+    if (r.submit != NULL) {
+        r.fl_batch = calloc(r.batch_max, sizeof(*r.fl_batch));
+        r.fl_held = calloc(r.batch_max, sizeof(*r.fl_held));
+    }
+    if (r.batch == NULL || r.batch_held == NULL || r.disp == NULL ||
+        (r.submit != NULL && (r.fl_batch == NULL || r.fl_held == NULL))) {
         rc = tx_err_set(err, TX_ENOMEM, "out of memory");
         goto out;
     }
@@ -1974,7 +2058,34 @@ out:
     free(r.batch);
     free(r.batch_held);
     free(r.disp);
+    free(r.fl_batch);
+    free(r.fl_held);
     return rc;
+}
+
+int queue_consumer_run_batch(struct queue_consumer *c, queue_batch_fn fn, void *ctx,
+                             size_t batch_max, long batch_wait_ms,
+                             const volatile sig_atomic_t *stop, struct tx_err *err)
+{
+    struct run r = { .bfn = fn, .ctx = ctx, .batch_wait_ms = batch_wait_ms };
+
+    if (c == NULL || fn == NULL || stop == NULL)
+        return tx_err_set(err, TX_EINVAL, "consumer, handler and stop flag are required");
+    return run_batches(c, r, batch_max, stop, err);
+}
+
+int queue_consumer_run_pipelined(struct queue_consumer *c, queue_submit_fn submit,
+                                 queue_collect_fn collect, void *ctx, size_t batch_max,
+                                 long batch_wait_ms, const volatile sig_atomic_t *stop,
+                                 struct tx_err *err)
+{
+    struct run r = {
+        .submit = submit, .collect = collect, .ctx = ctx, .batch_wait_ms = batch_wait_ms
+    };
+
+    if (c == NULL || submit == NULL || collect == NULL || stop == NULL)
+        return tx_err_set(err, TX_EINVAL, "consumer, submit, collect and stop flag are required");
+    return run_batches(c, r, batch_max, stop, err);
 }
 
 /* ---- one-shot helpers ---- */

@@ -290,6 +290,28 @@ int queue_consumer_run_batch(struct queue_consumer *c, queue_batch_fn fn, void *
                              size_t batch_max, long batch_wait_ms,
                              const volatile sig_atomic_t *stop, struct tx_err *err);
 
+/**
+ * Pipelined batch mode (for txpersist): the work on one batch overlaps the reading, decoding and
+ * submitting of the next. submit hands over a batch (it may prepare it, but must not yet decide
+ * it); collect waits for the OLDEST submitted batch that is not collected yet and writes its n
+ * dispositions into out[0..n). The loop keeps at most one batch in flight: it submits batch B,
+ * then collects the batch before it (A), settles A's deliveries, and goes on reading while B is
+ * worked on. The deliveries of a batch stay valid until it is collected.
+ *
+ * A batch in flight is collected as soon as nothing more can arrive (the prefetch window is full
+ * of unsettled deliveries), after batch_wait_ms without a new batch, before held deliveries are
+ * retried, and before a stop or after a lost connection (whose dispositions are then dropped:
+ * the broker redelivers). While draining for a stop each batch is collected right after its
+ * submit. Everything else is as queue_consumer_run_batch.
+ */
+typedef void (*queue_submit_fn)(void *ctx, const struct queue_delivery *d, size_t n);
+typedef void (*queue_collect_fn)(void *ctx, enum queue_disposition *out);
+
+int queue_consumer_run_pipelined(struct queue_consumer *c, queue_submit_fn submit,
+                                 queue_collect_fn collect, void *ctx, size_t batch_max,
+                                 long batch_wait_ms, const volatile sig_atomic_t *stop,
+                                 struct tx_err *err);
+
 /** 1 while the loop is connected and subscribed, else 0. Thread-safe (for readiness probes). */
 int queue_consumer_is_connected(const struct queue_consumer *c);
 

@@ -68,6 +68,11 @@ struct cons_spec {
      * itself: the skeleton's wait keeps the broker connection alive, a handler's does not. */
     queue_handler_fn handle;
     queue_batch_fn handle_batch;
+    /* Or the pipelined pair (queue_consumer_run_pipelined): submit starts a batch, collect
+     * waits for the oldest one and writes its dispositions; the next batch is read and submitted
+     * while the one before it is worked on. Same dispositions as above. */
+    queue_submit_fn submit_batch;
+    queue_collect_fn collect_batch;
     /* Extra readiness checks (e.g. PostgreSQL): appends ",\"name\":\"up\"" (or the reason it
      * is down) for each dependency to detail and returns 0 when all are up. May be NULL. Runs in
      * a health-server thread, at most once per second: use a connection of its own. */

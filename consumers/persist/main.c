@@ -91,12 +91,19 @@ static void persist_fini(void *ctx)
     pthread_mutex_unlock(&a->probe_mu);
 }
 
-static void persist_handle_batch(void *ctx, const struct queue_delivery *d, size_t n,
-                                 enum queue_disposition *out)
+/* Pipelined: a batch is decoded here while the writer's thread commits the one before it. */
+static void persist_submit_batch(void *ctx, const struct queue_delivery *d, size_t n)
 {
     struct persist_app *a = ctx;
 
-    persist_writer_handle(a->writer, d, n, out, a->stop);
+    persist_writer_submit(a->writer, d, n, a->stop);
+}
+
+static void persist_collect_batch(void *ctx, enum queue_disposition *out)
+{
+    struct persist_app *a = ctx;
+
+    persist_writer_collect(a->writer, out);
 }
 
 /* Appends ,"postgres":"up" or the reason it is down. */
@@ -143,7 +150,8 @@ int main(int argc, char **argv)
         .app_config = &app.cfg,
         .init = persist_init,
         .fini = persist_fini,
-        .handle_batch = persist_handle_batch,
+        .submit_batch = persist_submit_batch,
+        .collect_batch = persist_collect_batch,
         .ready = persist_ready,
         .app = &app,
     };

@@ -8,11 +8,17 @@
  *
  *   1. every decodable event becomes one line of a staging table in COPY text format (the pure
  *      part below, unit-tested);
- *   2. "BEGIN; CREATE TEMP TABLE IF NOT EXISTS persist_stage ...; COPY persist_stage FROM STDIN";
- *   3. one statement of four data-modifying CTEs upserts uploads, transactions, fraud_reasons and
- *      emails from the staging table (deduplicated per key, so a batch may hold the same event
- *      twice, or the received and the scored event of one transaction);
- *   4. COMMIT; only then is the batch acked.
+ *   2. each session creates the temporary staging table and prepares the upsert statements once
+ *      (db_conn_set_session_sql, again after every reconnect);
+ *   3. a batch is one round trip: "BEGIN; COPY persist_stage FROM STDIN; EXECUTE upsert; COMMIT",
+ *      the COPY data streamed as the rows are staged. The upsert is one statement of up to four
+ *      data-modifying CTEs (uploads, transactions, fraud_reasons, emails; only those the batch's
+ *      kinds of rows need), deduplicated per key, so a batch may hold the same event twice, or
+ *      the received and the scored event of one transaction;
+ *   4. only after COMMIT is the batch acked.
+ *
+ * In the daemon the work is pipelined (persist_writer_submit/collect): a worker thread writes one
+ * batch while the consumer loop reads and decodes the next.
  *
  * A batch the database refuses because of one row's data (SQLSTATE class 22 or 23) is bisected
  * under savepoints, so only the offending deliveries are dead-lettered and the rest commit.
@@ -127,5 +133,30 @@ void persist_writer_destroy(struct persist_writer *w);
  */
 void persist_writer_handle(struct persist_writer *w, const struct queue_delivery *d, size_t n,
                            enum queue_disposition *out, const volatile sig_atomic_t *stop);
+
+/*
+ * Pipelined mode (queue_consumer_run_pipelined): a worker thread of the writer writes one batch
+ * while the caller decodes the next. Use either persist_writer_handle or this pair on a writer,
+ * never both.
+ */
+
+/**
+ * Decodes and stages the batch d[0..n) (poison deliveries are dead-lettered as in
+ * persist_writer_handle) and queues it for the worker, which writes batches in submission order
+ * exactly as persist_writer_handle does (same transaction, bisection, retries within the budget,
+ * stop). Returns without waiting for the database. At most two batches may be outstanding (not
+ * yet collected). The deliveries must stay valid until the batch is collected. Called from one
+ * thread (the consumer loop's).
+ */
+void persist_writer_submit(struct persist_writer *w, const struct queue_delivery *d, size_t n,
+                           const volatile sig_atomic_t *stop);
+
+/**
+ * Waits until the oldest submitted batch that is not collected yet is written (or given up) and
+ * writes its n dispositions into out[0..n). Nothing is written to out when no batch is
+ * outstanding or its memory could not be had (the caller's QUEUE_RETRY stays). Same thread as
+ * persist_writer_submit.
+ */
+void persist_writer_collect(struct persist_writer *w, enum queue_disposition *out);
 
 #endif

@@ -211,7 +211,7 @@ static void t_copy_stream(void **state)
     must(db_copy_in_stream(f->c,
                            "BEGIN; CREATE TEMP TABLE copy_stream (n int, s text) ON COMMIT DROP; "
                            "COPY copy_stream FROM STDIN",
-                           pieces_next, &src, &rows, &err),
+                           pieces_next, &src, &rows, NULL, &err),
          &err, "copy stream");
     assert_int_equal(rows, 3);
     expect_text(
@@ -224,12 +224,43 @@ static void t_copy_stream(void **state)
     assert_int_not_equal(db_copy_in_stream(f->c,
                                            "BEGIN; CREATE TEMP TABLE copy_stream (n int, s text) "
                                            "ON COMMIT DROP; COPY copy_stream FROM STDIN",
-                                           pieces_next, &src, &rows, &err),
+                                           pieces_next, &src, &rows, NULL, &err),
                          0);
     assert_int_equal(rows, 0);
     assert_non_null(strstr(err.msg, "data source failed"));
     must(db_exec(f->c, "ROLLBACK", NULL, 0, &err), &err, "rollback");
     expect_text(f->c, "SELECT 'usable'", NULL, 0, "usable");
+
+    /* Statements after the COPY in the same round trip; the last row set is the result. */
+    {
+        char *result = NULL;
+
+        src.next = 0;
+        src.fail_at = -1;
+        must(db_copy_in_stream(f->c,
+                               "BEGIN; CREATE TEMP TABLE copy_stream (n int, s text) ON COMMIT "
+                               "DROP; COPY copy_stream FROM STDIN; SELECT 'ignored'; SELECT "
+                               "string_agg(s, '+' ORDER BY n) FROM copy_stream; COMMIT",
+                               pieces_next, &src, &rows, &result, &err),
+             &err, "copy then statements");
+        assert_int_equal(rows, 3);
+        assert_non_null(result);
+        assert_string_equal(result, "alpha+beta"); /* NULL is skipped by string_agg */
+        free(result);
+        expect_text(f->c, "SELECT 'committed'", NULL, 0, "committed");
+        src.next = 0;
+        result = (char *) 1;
+        assert_int_not_equal(db_copy_in_stream(f->c,
+                                               "BEGIN; CREATE TEMP TABLE copy_stream (n int, s "
+                                               "text) ON COMMIT DROP; COPY copy_stream FROM "
+                                               "STDIN; SELECT 1 / (count(*) - 3) FROM "
+                                               "copy_stream; COMMIT",
+                                               pieces_next, &src, &rows, &result, &err),
+                             0);
+        assert_null(result);
+        assert_string_equal(db_conn_last_sqlstate(f->c), "22012");
+        must(db_exec(f->c, "ROLLBACK", NULL, 0, &err), &err, "rollback");
+    }
 
     rows = -1;
     must(db_copy_in(f->c,
@@ -240,7 +271,8 @@ static void t_copy_stream(void **state)
     assert_int_equal(rows, 1);
     must(db_exec(f->c, "ROLLBACK", NULL, 0, &err), &err, "rollback");
     assert_int_equal(
-        db_copy_in_stream(f->c, "COPY copy_stream FROM STDIN", NULL, NULL, &rows, &err), TX_EINVAL);
+        db_copy_in_stream(f->c, "COPY copy_stream FROM STDIN", NULL, NULL, &rows, NULL, &err),
+        TX_EINVAL);
 }
 
 static void t_ping(void **state)

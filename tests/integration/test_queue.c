@@ -1136,6 +1136,110 @@ static void test_consumer_batches(void **state)
     seen_cleanup(&b.s);
 }
 
+/* Pipelined mode: the batch_handler's decisions made at submit, handed back at collect. */
+struct pipe_ctx {
+    struct batch_ctx b;
+    struct {
+        const struct queue_delivery *d; /* must stay valid until collected */
+        size_t n;
+        enum queue_disposition out[64];
+        char first_id[64];
+    } fl[3];
+    size_t nfl;
+    size_t submits;
+    size_t overlapped; /* submits made while an earlier batch was outstanding */
+    int order_bad;
+};
+
+static void pipe_submit(void *ctx, const struct queue_delivery *d, size_t n)
+{
+    struct pipe_ctx *p = ctx;
+
+    p->submits++;
+    if (p->nfl > 0)
+        p->overlapped++;
+    if (p->nfl >= 2 || n > 64) {
+        p->order_bad = 1; /* more than one batch in flight besides this one */
+        return;
+    }
+    p->fl[p->nfl].d = d;
+    p->fl[p->nfl].n = n;
+    snprintf(p->fl[p->nfl].first_id, sizeof(p->fl[p->nfl].first_id), "%s", d[0].message_id);
+    batch_handler(&p->b, d, n, p->fl[p->nfl].out);
+    p->nfl++;
+}
+
+static void pipe_collect(void *ctx, enum queue_disposition *out)
+{
+    struct pipe_ctx *p = ctx;
+
+    if (p->nfl == 0) {
+        p->order_bad = 1;
+        return;
+    }
+    /* The oldest batch, its deliveries still intact. */
+    if (strcmp(p->fl[0].d[0].message_id, p->fl[0].first_id) != 0)
+        p->order_bad = 1;
+    memcpy(out, p->fl[0].out, p->fl[0].n * sizeof(*out));
+    p->fl[0] = p->fl[1];
+    p->nfl--;
+}
+
+/* txpersist's pipelined mode: the same outcome as batches, with batches overlapping. */
+static void test_consumer_pipelined(void **state)
+{
+    char q[128], dlx[128], dlq[128], args[256];
+    struct queue_config cfg = config(NULL);
+    struct queue_publisher *pub;
+    struct queue_consumer *c;
+    struct pipe_ctx *p = calloc(1, sizeof(*p));
+    struct tx_err err;
+
+    (void) state;
+    assert_non_null(p);
+    name_of(q, sizeof(q), "pipe");
+    name_of(dlx, sizeof(dlx), "pipe.dlx");
+    name_of(dlq, sizeof(dlq), "pipe.dlq");
+    declare_exchange(dlx, "fanout");
+    declare_queue(dlq, "");
+    bind_queue(dlx, dlq, "");
+    snprintf(args, sizeof(args), "\"x-delivery-limit\":5,\"x-dead-letter-exchange\":\"%s\"", dlx);
+    declare_queue(q, args);
+    pub = queue_publisher_create(&cfg, &err);
+    assert_non_null(pub);
+    publish_n(pub, "", q, "batch", 1000, 50);
+    queue_publisher_destroy(pub);
+
+    seen_init(&p->b.s, 1000, "batch");
+    c = queue_consumer_create(&cfg, q, 256, &err);
+    assert_non_null(c);
+    assert_int_equal(queue_consumer_set_retry(c, &(struct queue_retry){ 20, 100, 0 }, &err), 0);
+    queue_consumer_set_event_fn(c, on_event, &p->b.s);
+    watch(&p->b.s.stop);
+    assert_int_equal(
+        queue_consumer_run_pipelined(c, pipe_submit, pipe_collect, p, 64, 50, &p->b.s.stop, &err),
+        0);
+    unwatch();
+    queue_consumer_destroy(c);
+    if (p->b.s.bad)
+        fail_msg("%s", p->b.s.why);
+    assert_false(p->order_bad);
+    assert_int_equal(p->nfl, 0); /* everything submitted was collected */
+    assert_true(p->overlapped > 0);
+    assert_int_equal(p->b.acked, 999);
+    assert_int_equal(p->b.rejected, 1);
+    assert_int_equal(p->b.retried, 11);
+    assert_int_equal(p->b.s.distinct, 1000);
+    if (p->b.s.counted != 0 || p->b.s.disconnected != 0)
+        fail_msg("%zu deliveries came back from the broker, %d disconnect(s): %s", p->b.s.counted,
+                 p->b.s.disconnected, p->b.s.last_err);
+    assert_int_equal(p->b.s.held, 11);
+    expect_depth(q, 0);
+    expect_depth(dlq, 1);
+    seen_cleanup(&p->b.s);
+    free(p);
+}
+
 struct big_ctx {
     volatile sig_atomic_t stop;
     size_t big_len;
@@ -1522,6 +1626,7 @@ int main(void)
         cmocka_unit_test(test_consumer_stop_loses_nothing),
         cmocka_unit_test(test_consumer_reconnects),
         cmocka_unit_test(test_consumer_batches),
+        cmocka_unit_test(test_consumer_pipelined),
         cmocka_unit_test(test_consumer_holds_retry),
         cmocka_unit_test(test_consumer_defer_lets_others_pass),
         cmocka_unit_test(test_consumer_hold_limit_requeues),
