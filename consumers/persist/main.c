@@ -32,10 +32,11 @@ static const struct tx_config_entry persist_config_table[] = {
       "deadline of one connection attempt to PostgreSQL"),
     E("TX_PG_STATEMENT_TIMEOUT_MS", TX_CONFIG_MS, "10s", 100, 600000, statement_timeout_ms, 0,
       "statement_timeout of the writer's session (the client gives up 2 s later)"),
-    E("TX_PERSIST_RETRY_BUDGET_MS", TX_CONFIG_MS, "30s", 0, 600000, retry_budget_ms, 0,
-      "how long a batch is retried while PostgreSQL fails before it is requeued (each requeue "
-      "counts toward the queue's delivery limit); with the statement timeout + 2 s and the "
-      "connect timeout it must stay under 2 x TX_HEARTBEAT_S"),
+    E("TX_PERSIST_RETRY_BUDGET_MS", TX_CONFIG_MS, "3s", 0, 600000, retry_budget_ms, 0,
+      "how long the writer retries a batch while PostgreSQL fails before it hands it back to "
+      "the consumer loop, which holds it in the process and tries again with back-off "
+      "(TX_RETRY_*; the broker connection is served meanwhile, nothing is requeued); with the "
+      "statement timeout + 2 s and the connect timeout it must stay under 2 x TX_HEARTBEAT_S"),
     E("TX_PERSIST_MAX_BATCH_BYTES", TX_CONFIG_SIZE, "256MiB", 1LL << 20, 4LL << 30, max_batch_bytes,
       0, "staging text of one batch; deliveries beyond it wait for the next"),
 };

@@ -96,8 +96,8 @@ struct persist_writer_config {
     long connect_timeout_ms;    /* per connection attempt */
     long statement_timeout_ms;  /* session statement_timeout (the client deadline adds 2 s) */
     long retry_budget_ms;       /* no new attempt starts this long after the batch began: the
-                                   batch is then requeued (QUEUE_RETRY) */
-    size_t max_batch_bytes;     /* staging text of one batch; deliveries past it are requeued */
+                                   batch is then QUEUE_RETRY (held by the loop) */
+    size_t max_batch_bytes;     /* staging text of one batch; the deliveries past it wait */
     const char *metrics_prefix; /* "txpersist": names of the metrics registered */
 };
 
