@@ -745,7 +745,13 @@ static void test_pg_lean_transaction_indexes(void **state)
     PQclear(pg_ok(c, "SET enable_seqscan = off"));
     r = pg_ok(c, "EXPLAIN SELECT * FROM transactions WHERE event_id >= 'u' || ':' AND event_id < "
                  "'u' || ';' AND upload_id = 'u'");
-    assert_non_null(strstr(PQgetvalue(r, 0, 0), "transactions_pkey"));
+    {
+        bool found = false; /* an index scan, or a bitmap scan whose index line comes second */
+
+        for (int i = 0; i < PQntuples(r); i++)
+            found = found || strstr(PQgetvalue(r, i, 0), "transactions_pkey") != NULL;
+        assert_true(found);
+    }
     PQclear(r);
     PQfinish(c);
 }
