@@ -683,8 +683,8 @@ static void t_received_rows_exact(void **state)
     tx_buf_init(&rec, 1u << 16);
     record_json(&rec, up, 1, "12345678901234567.89");
     snprintf(eid, sizeof(eid), "%s:1", up);
-    assert_q("true", "SELECT (raw::jsonb = $2::jsonb)::text FROM transactions WHERE event_id = $1", eid,
-             rec.data);
+    assert_q("true", "SELECT (raw::jsonb = $2::jsonb)::text FROM transactions WHERE event_id = $1",
+             eid, rec.data);
     tx_buf_cleanup(&rec);
     assert_q(
         "raw/2024/03/11/|2024-03-11T12:00:00.123|-|-|-",
