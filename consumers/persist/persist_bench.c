@@ -74,52 +74,51 @@ static size_t collect(char *p, size_t s, size_t n, void *ud)
     return tx_buf_append(ud, p, s * n) == 0 ? s * n : 0;
 }
 
-/* Prints the lines of the daemon's /metrics that start with one of the prefixes. */
-static void print_metrics(int port, const char *const *prefixes)
+/* The text of a daemon's /metrics into b (left empty when the scrape fails). */
+static void scrape(int port, struct tx_buf *b)
 {
     CURL *h = curl_easy_init();
-    struct tx_buf b;
     char url[64];
-    char *line;
-    char *save = NULL;
 
-    tx_buf_init(&b, 1u << 20);
+    tx_buf_init(b, 1u << 20);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(h) == CURLE_OK && b.data != NULL) {
-        for (line = strtok_r(b.data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
-            for (const char *const *p = prefixes; *p != NULL; p++)
-                if (strncmp(line, *p, strlen(*p)) == 0)
-                    printf("  %s\n", line);
-    }
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    if (curl_easy_perform(h) != CURLE_OK)
+        tx_buf_reset(b);
     curl_easy_cleanup(h);
+}
+
+/* Prints the lines of the daemon's /metrics that start with one of the prefixes. */
+static void print_metrics(int port, const char *const *prefixes)
+{
+    struct tx_buf b;
+    char *save = NULL;
+
+    scrape(port, &b);
+    for (char *line = b.data != NULL ? strtok_r(b.data, "\n", &save) : NULL; line != NULL;
+         line = strtok_r(NULL, "\n", &save))
+        for (const char *const *p = prefixes; *p != NULL; p++)
+            if (strncmp(line, *p, strlen(*p)) == 0)
+                printf("  %s\n", line);
     tx_buf_cleanup(&b);
 }
 
 /* Value of the sample named exactly name (with its labels) in a daemon's /metrics; -1 if none. */
 static double metric_value(int port, const char *name)
 {
-    CURL *h = curl_easy_init();
     struct tx_buf b;
-    char url[64];
     double v = -1;
 
-    tx_buf_init(&b, 1u << 20);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(h) == CURLE_OK && b.data != NULL) {
-        for (const char *p = strstr(b.data, name); p != NULL; p = strstr(p + 1, name)) {
-            if ((p == b.data || p[-1] == '\n') && p[strlen(name)] == ' ') {
-                v = strtod(p + strlen(name) + 1, NULL);
-                break;
-            }
+    scrape(port, &b);
+    for (const char *p = b.data != NULL ? strstr(b.data, name) : NULL; p != NULL;
+         p = strstr(p + 1, name)) {
+        if ((p == b.data || p[-1] == '\n') && p[strlen(name)] == ' ') {
+            v = strtod(p + strlen(name) + 1, NULL);
+            break;
         }
     }
-    curl_easy_cleanup(h);
     tx_buf_cleanup(&b);
     return v;
 }

@@ -1044,6 +1044,31 @@ static void test_consumer_reconnects(void **state)
     seen_cleanup(&k.s);
 }
 
+/* A quorum queue "<prefix>" (delivery limit 5) dead-lettering to "<prefix>.dlq", filled with
+ * 1,000 messages "batch-<i>"; the names go to q and dlq (128 bytes each). */
+static void batch_queue_1000(const char *prefix, char *q, char *dlq)
+{
+    char dlx[128], args[256], name[64];
+    struct queue_config cfg = config(NULL);
+    struct queue_publisher *p;
+    struct tx_err err;
+
+    name_of(q, 128, prefix);
+    snprintf(name, sizeof(name), "%s.dlx", prefix);
+    name_of(dlx, sizeof(dlx), name);
+    snprintf(name, sizeof(name), "%s.dlq", prefix);
+    name_of(dlq, 128, name);
+    declare_exchange(dlx, "fanout");
+    declare_queue(dlq, "");
+    bind_queue(dlx, dlq, "");
+    snprintf(args, sizeof(args), "\"x-delivery-limit\":5,\"x-dead-letter-exchange\":\"%s\"", dlx);
+    declare_queue(q, args);
+    p = queue_publisher_create(&cfg, &err);
+    assert_non_null(p);
+    publish_n(p, "", q, "batch", 1000, 50);
+    queue_publisher_destroy(p);
+}
+
 struct batch_ctx {
     struct seen s;
     size_t batches;
@@ -1085,25 +1110,13 @@ static void batch_handler(void *ctx, const struct queue_delivery *d, size_t n,
 /* txpersist's mode: batches, mixed dispositions, acks grouped per batch. */
 static void test_consumer_batches(void **state)
 {
-    char q[128], dlx[128], dlq[128], args[256];
+    char q[128], dlq[128];
     struct queue_config cfg = config(NULL);
-    struct queue_publisher *p;
     struct queue_consumer *c;
     struct batch_ctx b;
     struct tx_err err;
 
-    name_of(q, sizeof(q), "batch");
-    name_of(dlx, sizeof(dlx), "batch.dlx");
-    name_of(dlq, sizeof(dlq), "batch.dlq");
-    declare_exchange(dlx, "fanout");
-    declare_queue(dlq, "");
-    bind_queue(dlx, dlq, "");
-    snprintf(args, sizeof(args), "\"x-delivery-limit\":5,\"x-dead-letter-exchange\":\"%s\"", dlx);
-    declare_queue(q, args);
-    p = queue_publisher_create(&cfg, &err);
-    assert_non_null(p);
-    publish_n(p, "", q, "batch", 1000, 50);
-    queue_publisher_destroy(p);
+    batch_queue_1000("batch", q, dlq);
 
     memset(&b, 0, sizeof(b));
     seen_init(&b.s, 1000, "batch");
@@ -1188,27 +1201,15 @@ static void pipe_collect(void *ctx, enum queue_disposition *out)
 /* txpersist's pipelined mode: the same outcome as batches, with batches overlapping. */
 static void test_consumer_pipelined(void **state)
 {
-    char q[128], dlx[128], dlq[128], args[256];
+    char q[128], dlq[128];
     struct queue_config cfg = config(NULL);
-    struct queue_publisher *pub;
     struct queue_consumer *c;
     struct pipe_ctx *p = calloc(1, sizeof(*p));
     struct tx_err err;
 
     (void) state;
     assert_non_null(p);
-    name_of(q, sizeof(q), "pipe");
-    name_of(dlx, sizeof(dlx), "pipe.dlx");
-    name_of(dlq, sizeof(dlq), "pipe.dlq");
-    declare_exchange(dlx, "fanout");
-    declare_queue(dlq, "");
-    bind_queue(dlx, dlq, "");
-    snprintf(args, sizeof(args), "\"x-delivery-limit\":5,\"x-dead-letter-exchange\":\"%s\"", dlx);
-    declare_queue(q, args);
-    pub = queue_publisher_create(&cfg, &err);
-    assert_non_null(pub);
-    publish_n(pub, "", q, "batch", 1000, 50);
-    queue_publisher_destroy(pub);
+    batch_queue_1000("pipe", q, dlq);
 
     seen_init(&p->b.s, 1000, "batch");
     c = queue_consumer_create(&cfg, q, 256, &err);
