@@ -337,7 +337,8 @@ function mailIndex(toFilter) {
       };
       const mid = hdr('Message-ID');
       const mtime = fs.statSync(file).mtimeMs;
-      if (killedMs !== null) recent.push({ mid, mtime });
+      /* A file the killed sink had only begun (no header yet) is no stored message. */
+      if (killedMs !== null && mid !== '') recent.push({ mid, mtime });
       const to = hdr('To');
       if (toFilter && !toFilter(to)) continue;
       total++;
@@ -351,7 +352,10 @@ function mailIndex(toFilter) {
     /* txnotify sends over TX_SMTP_CONNECTIONS (default 4) connections at once: as many
      * messages may have been stored but not yet answered when the sink was killed. */
     recent.sort((a, b) => b.mtime - a.mtime);
-    for (const r of recent.slice(0, SMTP_CONNECTIONS)) if (killedMs - r.mtime < 3000) inflight.add(r.mid);
+    /* Files written in the same millisecond as the last of those tie: which of them were
+     * answered cannot be told, so all of them count. */
+    const cut = recent.length >= SMTP_CONNECTIONS ? recent[SMTP_CONNECTIONS - 1].mtime : -Infinity;
+    for (const r of recent) if (r.mtime >= cut && killedMs - r.mtime < 3000) inflight.add(r.mid);
   }
   return { total, byMsgId, byTo, inflight, toOf, copies };
 }
